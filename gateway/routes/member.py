@@ -200,8 +200,10 @@ def judged_by_member(low: int, high: int, description: str) -> Any:
 class WithdrawalRequest(Body):
     amount_fen: int = judged_by_member(
         formats.WITHDRAWAL_MIN_FEN, formats.WITHDRAWAL_MAX_PER_DAY_FEN,
-        f"at least {formats.WITHDRAWAL_MIN_FEN} fen (400 WITHDRAWAL_TOO_SMALL); at most "
-        f"{formats.WITHDRAWAL_MAX_PER_DAY_FEN} fen a UTC day, this one included (422 WITHDRAWAL_DAILY_LIMIT)")
+        f"at least {formats.WITHDRAWAL_MIN_FEN} fen (400 WITHDRAWAL_TOO_SMALL); at most {formats.WITHDRAWAL_MAX_FEN} "
+        "fen at once (422 WITHDRAWAL_TOO_LARGE: a WeChat Pay transfer from 2,000 yuan needs the payee's real name; "
+        f"withdraw more in several withdrawals); at most {formats.WITHDRAWAL_MAX_PER_DAY_FEN} fen a UTC day, this one "
+        "included (422 WITHDRAWAL_DAILY_LIMIT)")
 
 
 class WithdrawalOut(Reply):
@@ -217,14 +219,43 @@ class WithdrawalOut(Reply):
     note: str
     created_at: datetime
     decided_at: datetime | None
+    awaits_shopper: bool = Field(description="PAYING by a WeChat Pay transfer that is paid only once the shopper "
+                                 "confirms receipt in WeChat (WeChat Pay cancels it after 24 hours unconfirmed: the "
+                                 "withdrawal then ends FAILED, the amount back to the balance)")
 
     @classmethod
     def from_proto(cls, withdrawal: pb.Withdrawal) -> WithdrawalOut:
-        return cls(id=withdrawal.id, withdrawal_no=withdrawal.withdrawal_no, user_id=withdrawal.user_id,
-                   status=withdrawal.status,  # type: ignore[arg-type]
-                   amount_fen=withdrawal.amount_fen, bonus_forfeited_fen=withdrawal.bonus_forfeited_fen,
-                   payout_fen=withdrawal.payout_fen, note=withdrawal.note,
-                   created_at=withdrawal.created_at.ToDatetime(tzinfo=UTC), decided_at=moment(withdrawal.decided_at))
+        return cls(**_withdrawal_fields(withdrawal))
+
+
+def _withdrawal_fields(withdrawal: pb.Withdrawal) -> dict[str, Any]:
+    return {"id": withdrawal.id, "withdrawal_no": withdrawal.withdrawal_no, "user_id": withdrawal.user_id,
+            "status": withdrawal.status, "amount_fen": withdrawal.amount_fen,
+            "bonus_forfeited_fen": withdrawal.bonus_forfeited_fen, "payout_fen": withdrawal.payout_fen,
+            "note": withdrawal.note, "created_at": withdrawal.created_at.ToDatetime(tzinfo=UTC),
+            "decided_at": moment(withdrawal.decided_at), "awaits_shopper": withdrawal.awaits_shopper}
+
+
+class WxTransferConfirmOut(Reply):
+    """Pass to wx.requestMerchantTransfer as {mchId: mch_id, appId: app_id, package}: the shopper confirms receipt."""
+
+    mch_id: str
+    app_id: str
+    package: str = Field(description="the WeChat Pay transfer bill's package_info")
+
+
+class MyWithdrawalOut(WithdrawalOut):
+    """A withdrawal of mine."""
+
+    wx_transfer_confirm: WxTransferConfirmOut | None = Field(
+        description="while the withdrawal's WeChat Pay transfer awaits my confirmation (awaits_shopper), what the "
+                    "mini-program calls wx.requestMerchantTransfer with; nothing is paid until I confirm; else null")
+
+    @classmethod
+    def from_proto(cls, withdrawal: pb.Withdrawal) -> MyWithdrawalOut:
+        confirm = withdrawal.wx_transfer_confirm if withdrawal.HasField("wx_transfer_confirm") else None
+        return cls(**_withdrawal_fields(withdrawal), wx_transfer_confirm=WxTransferConfirmOut(
+            mch_id=confirm.mch_id, app_id=confirm.app_id, package=confirm.package) if confirm else None)
 
 
 class RechargeRequest(Body):
@@ -367,22 +398,36 @@ def claim_coupon(body: ClaimCoupon, idempotency_key: str) -> tuple[CouponOut, in
         pb.ClaimCouponRequest(template_id=body.template_id, idempotency_key=idempotency_key))), 201
 
 
+WX_TRANSFER_CONFIRM = ("Once finance approves it, the withdrawal is paid by a WeChat Pay transfer that the shopper "
+                       "must confirm: while `wx_transfer_confirm` is set, the mini-program calls "
+                       "wx.requestMerchantTransfer({mchId: mch_id, appId: app_id, package}); the withdrawal is PAID "
+                       "once WeChat Pay reports the transfer done, FAILED (the amount back) if it is never confirmed.")
+
+
 @bp.post("/withdrawals")
 @operation(summary="Withdraw from my balance (held at once, paid after review)", tag="member",
-           body=WithdrawalRequest, responses={201: WithdrawalOut}, idempotent=True,
-           description="The same key gives the same withdrawal.")
-def request_withdrawal(body: WithdrawalRequest, idempotency_key: str) -> tuple[WithdrawalOut, int]:
-    return WithdrawalOut.from_proto(service(MemberServiceStub).RequestWithdrawal(pb.RequestWithdrawalRequest(
+           body=WithdrawalRequest, responses={201: MyWithdrawalOut}, idempotent=True,
+           description=f"The same key gives the same withdrawal. {WX_TRANSFER_CONFIRM}")
+def request_withdrawal(body: WithdrawalRequest, idempotency_key: str) -> tuple[MyWithdrawalOut, int]:
+    return MyWithdrawalOut.from_proto(service(MemberServiceStub).RequestWithdrawal(pb.RequestWithdrawalRequest(
         amount_fen=body.amount_fen, idempotency_key=idempotency_key))), 201
 
 
 @bp.get("/withdrawals")
 @operation(summary="My withdrawals, newest first", tag="member", query=PageQuery,
-           responses={200: Page[WithdrawalOut]})
-def my_withdrawals(query: PageQuery) -> Page[WithdrawalOut]:
+           responses={200: Page[MyWithdrawalOut]}, description=WX_TRANSFER_CONFIRM)
+def my_withdrawals(query: PageQuery) -> Page[MyWithdrawalOut]:
     reply = service(MemberServiceStub).ListMyWithdrawals(pb.ListWithdrawalsRequest(offset=query.offset,
                                                                                   limit=query.page_size))
-    return Page[WithdrawalOut].of([WithdrawalOut.from_proto(w) for w in reply.withdrawals], query, reply.total)
+    return Page[MyWithdrawalOut].of([MyWithdrawalOut.from_proto(w) for w in reply.withdrawals], query, reply.total)
+
+
+@bp.get("/withdrawals/<id:withdrawal_id>")
+@operation(summary="One withdrawal of mine", tag="member", responses={200: MyWithdrawalOut},
+           description=f"404 WITHDRAWAL_NOT_FOUND for anyone else's. {WX_TRANSFER_CONFIRM}")
+def my_withdrawal(withdrawal_id: int) -> MyWithdrawalOut:
+    return MyWithdrawalOut.from_proto(service(MemberServiceStub).GetMyWithdrawal(pb.GetMyWithdrawalRequest(
+        withdrawal_id=withdrawal_id)))
 
 
 @bp.post("/recharges")

@@ -70,10 +70,13 @@ MAX_SPECS, SPEC_NAME_MAX, SPEC_VALUE_MAX = 5, 20, 50
 SPEC_TEXT_MAX = MAX_SPECS * (SPEC_NAME_MAX + 1 + SPEC_VALUE_MAX) + MAX_SPECS - 1                 # 359
 SPEC_KEY_MAX = 2 + MAX_SPECS * (2 * SPEC_NAME_MAX + 2 * SPEC_VALUE_MAX + 5) + MAX_SPECS - 1      # 731
 # A wallet recharge's amount, and a withdrawal's: the member service refuses any other (400 AMOUNT_INVALID,
-# 400 WITHDRAWAL_TOO_SMALL, 422 WITHDRAWAL_DAILY_LIMIT), the gateway documents them for POST /member/recharges and
-# POST /member/withdrawals.
+# 400 WITHDRAWAL_TOO_SMALL, 422 WITHDRAWAL_TOO_LARGE, 422 WITHDRAWAL_DAILY_LIMIT), the gateway documents them for
+# POST /member/recharges and POST /member/withdrawals.
 RECHARGE_MIN_FEN, RECHARGE_MAX_FEN = 100, 5_000_000     # 1 to 50,000 yuan
 WITHDRAWAL_MIN_FEN = 100                                # 1 yuan
+# A single withdrawal at most: it is paid by a WeChat Pay merchant transfer, which from 2,000 yuan needs the payee's
+# real name (encrypted user_name), which we do not send (services.common.wechatpay.TRANSFER_NAMELESS_MAX_FEN).
+WITHDRAWAL_MAX_FEN = 199_999                            # 1,999.99 yuan
 WITHDRAWAL_MAX_PER_DAY_FEN = 500_000                    # 5,000 yuan per shopper per UTC day (rejected ones not counted)
 # A member's discount rate, the share of the price paid, in basis points: 9025 (gold 95% x PLUS 95%) pays 90.25%,
 # exactly, from the member service (member.Discount, member.Member) through the order's price to the gateway's

@@ -67,6 +67,12 @@ REFUND_EVENTS = frozenset({"REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED"}
 # clock) and 429 FREQUENCY_LIMITED (nothing done; the same request may be sent again later). Raised as
 # WechatPayUnavailable, never WechatPayApiError, whose callers take it for a final "no" (a refund closed).
 RETRYABLE_STATUSES = frozenset({401, 429})
+# A merchant transfer of 2,000 yuan or more must name the payee (user_name, RSA-OAEP encrypted with the platform key),
+# which `transfer` does not send: it takes at most this much (the member service caps a withdrawal at it).
+TRANSFER_NAMELESS_MAX_FEN = 199_999
+# A transfer's states while it waits for the user to confirm receipt in WeChat (TRANSFERING: confirmed, not yet
+# settled; the confirmation page may be opened again), with the bill's package_info.
+TRANSFER_AWAITING_USER = ("WAIT_USER_CONFIRM", "TRANSFERING")
 
 
 class WechatPayError(ChannelError):
@@ -185,6 +191,9 @@ class TransferBill:
     transfer_bill_no: str
     state: str  # ACCEPTED, PROCESSING, WAIT_USER_CONFIRM, TRANSFERING, SUCCESS, FAIL, CANCELING, CANCELLED
     fail_reason: str | None = None
+    # WAIT_USER_CONFIRM: what the mini-program hands wx.requestMerchantTransfer (as `package`, with mchId and appId)
+    # for the user to confirm receipt, without which the bill never pays ("" when absent: the bill query omits it).
+    package_info: str = ""
 
 
 def load_public_key(serial: str, pem: bytes) -> RSAPublicKey:
@@ -336,11 +345,13 @@ class WechatPay:
                  scene_id: str = "1000") -> TransferBill:
         """POST /v3/fund-app/mch-transfer/transfer-bills: pay `amount_fen` to the user's WeChat balance.
 
-        Idempotent by out_bill_no at WeChat Pay (the same bill again answers the first one). The state
-        is ACCEPTED / PROCESSING / WAIT_USER_CONFIRM / TRANSFERING on the way, then SUCCESS, FAIL or CANCELLED.
+        Idempotent by out_bill_no at WeChat Pay (the same bill again answers the first one, with its package_info).
+        The state is ACCEPTED / PROCESSING / WAIT_USER_CONFIRM / TRANSFERING on the way, then SUCCESS, FAIL or
+        CANCELLED; WAIT_USER_CONFIRM waits for the user to confirm receipt with the answer's package_info
+        (wx.requestMerchantTransfer), and is CANCELLED by WeChat Pay if nobody does within 24 hours.
         """
-        if amount_fen <= 0:
-            raise ValueError("amount_fen must be > 0")
+        if not 0 < amount_fen <= TRANSFER_NAMELESS_MAX_FEN:
+            raise ValueError(f"amount_fen must be 1-{TRANSFER_NAMELESS_MAX_FEN}: more needs the payee's user_name")
         body = {"appid": self.settings.appid, "out_bill_no": out_bill_no, "transfer_scene_id": scene_id,
                 "openid": openid, "transfer_amount": amount_fen, "transfer_remark": remark[:32],
                 "transfer_scene_report_infos": [{"info_type": "活动名称", "info_content": "余额提现"},
@@ -348,7 +359,8 @@ class WechatPay:
         return _bill_of(self._call("POST", "/v3/fund-app/mch-transfer/transfer-bills", body))
 
     def query_transfer(self, out_bill_no: str) -> TransferBill:
-        """GET /v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{no}; WechatPayApiError NOT_FOUND when unknown."""
+        """GET /v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{no}; WechatPayApiError NOT_FOUND when unknown.
+        WeChat Pay's answer carries no package_info (kept when it does): `transfer` of the same bill again gives it."""
         return _bill_of(self._call(
             "GET", f"/v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{quote(out_bill_no, safe='')}"))
 
@@ -506,7 +518,8 @@ def _check_currency(amount: Mapping[str, Any], error: type[WechatPayError]) -> N
 def _bill_of(data: dict[str, Any]) -> TransferBill:
     try:
         return TransferBill(out_bill_no=str(data["out_bill_no"]), transfer_bill_no=str(data["transfer_bill_no"]),
-                            state=str(data["state"]), fail_reason=data.get("fail_reason") or None)
+                            state=str(data["state"]), fail_reason=data.get("fail_reason") or None,
+                            package_info=str(data.get("package_info") or ""))
     except (KeyError, TypeError):
         raise WechatPayUnavailable("the transfer bill lacks out_bill_no, transfer_bill_no or state") from None
 

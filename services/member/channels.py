@@ -47,6 +47,11 @@ class Payout:
     txn_id: str = ""
     reason: str = ""
     channel: str = ""          # who pays it: "wechat" (a WeChat Pay merchant transfer); member-withdrawn says so
+    # IN_FLIGHT, waiting for the shopper to confirm receipt (WeChat Pay's WAIT_USER_CONFIRM): nothing is paid until
+    # they do; `confirm` is what the mini-program confirms it with, when this answer carried it (mch_id, app_id and
+    # package for wx.requestMerchantTransfer).
+    awaits_shopper: bool = False
+    confirm: dict[str, str] | None = None
 
 
 class PayoutChannel(Protocol):
@@ -267,7 +272,9 @@ class WechatTransferPayout:
     same transfer at WeChat Pay, never a second one. A transfer on its way (ACCEPTED, PROCESSING,
     WAIT_USER_CONFIRM, TRANSFERING, CANCELING) is IN_FLIGHT until WeChat Pay answers SUCCESS, FAIL or
     CANCELLED to the transfer-bill query (`status`); a bill WeChat Pay never received (NOT_FOUND) is sent again,
-    and a refusal of that re-send is no end (`_send_again`).
+    and a refusal of that re-send is no end (`_send_again`). WAIT_USER_CONFIRM (and TRANSFERING) await the
+    shopper: the mini-program calls wx.requestMerchantTransfer with `confirm` (the bill's package_info) and only then
+    is it paid; unconfirmed, WeChat Pay cancels it after 24 hours (CANCELLED: FAILED, the money back to the wallet).
     """
 
     REFUSED = ("FAIL", "CANCELLED")
@@ -277,6 +284,9 @@ class WechatTransferPayout:
         self.wechat, self.payers = wechat, payers
 
     def pay(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
+        if amount_fen > wechatpay.TRANSFER_NAMELESS_MAX_FEN:  # asked for before withdrawals were capped at it
+            raise PayoutFailed(f"a transfer of more than {wechatpay.TRANSFER_NAMELESS_MAX_FEN} fen needs the payee's "
+                               "real name: reject it, the shopper may withdraw in several smaller withdrawals")
         openid = self.payers.payer_openid(user_id)
         if not openid:
             raise PayoutFailed("the shopper has no WeChat bound to receive the transfer")
@@ -322,7 +332,11 @@ class WechatTransferPayout:
             return Payout(PayoutState.PAID, bill.transfer_bill_no, channel=self.CHANNEL)
         if bill.state in self.REFUSED:
             return Payout(PayoutState.FAILED, bill.transfer_bill_no, f"{bill.state} {bill.fail_reason or ''}".strip())
-        return Payout(PayoutState.IN_FLIGHT, bill.transfer_bill_no)
+        if bill.state not in wechatpay.TRANSFER_AWAITING_USER:
+            return Payout(PayoutState.IN_FLIGHT, bill.transfer_bill_no)
+        confirm = ({"mch_id": self.wechat.settings.mchid, "app_id": self.wechat.settings.appid,
+                    "package": bill.package_info} if bill.package_info else None)  # the bill query brings none
+        return Payout(PayoutState.IN_FLIGHT, bill.transfer_bill_no, awaits_shopper=True, confirm=confirm)
 
 
 class UnconfiguredPayout:

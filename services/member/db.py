@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Self
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -225,6 +226,8 @@ withdrawals = Table(
     Column("decided_at", UTCDateTime, nullable=True),
     Column("bonus_forfeited_fen", BigInteger, nullable=False, default=0),  # of the recharges it draws on
     Column("deducted_fen", BigInteger, nullable=False, default=0),         # of that, spent: kept from the transfer
+    # PAYING, its transfer waiting for the shopper to confirm receipt: {"mch_id", "app_id", "package"}; else NULL
+    Column("payout_confirm", JSON(none_as_null=True), nullable=True),
     CheckConstraint("amount_fen > 0", name="ck_withdrawals_amount_positive"),
     CheckConstraint("deducted_fen >= 0 AND deducted_fen <= bonus_forfeited_fen AND deducted_fen < amount_fen",
                     name="ck_withdrawals_deducted_within"),

@@ -12,7 +12,13 @@ from datetime import UTC, datetime, timedelta
 
 from services.common.auth import refuse_own
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
-from services.common.formats import RECHARGE_MAX_FEN, RECHARGE_MIN_FEN, WITHDRAWAL_MAX_PER_DAY_FEN, WITHDRAWAL_MIN_FEN
+from services.common.formats import (
+    RECHARGE_MAX_FEN,
+    RECHARGE_MIN_FEN,
+    WITHDRAWAL_MAX_FEN,
+    WITHDRAWAL_MAX_PER_DAY_FEN,
+    WITHDRAWAL_MIN_FEN,
+)
 
 # ---------------------------------------------------------------- levels (M2/M3)
 
@@ -728,11 +734,28 @@ class Withdrawal:
     decided_at: datetime | None = None
     bonus_forfeited_fen: int = 0
     deducted_fen: int = 0
+    # While PAYING by a transfer that waits for the shopper to confirm receipt: what the mini-program confirms it
+    # with (WeChat Pay: mch_id, app_id, package for wx.requestMerchantTransfer); shown to the shopper alone.
+    payout_confirm: dict[str, str] | None = None
     id: int | None = None
 
     @property
     def payout_fen(self) -> int:
         return self.amount_fen - self.deducted_fen
+
+    @property
+    def awaits_shopper(self) -> bool:
+        """Paid only once the shopper confirms receipt of the transfer (with `payout_confirm`)."""
+        return self.status == WithdrawalStatus.PAYING and self.payout_confirm is not None
+
+    def payout_in_flight(self, *, txn_id: str, awaits_shopper: bool, confirm: dict[str, str] | None) -> None:
+        """The transfer is on its way: the channel's number for it, and whether it waits for the shopper, with what
+        they confirm it by (kept from an earlier answer when this one brings none: WeChat Pay's bill query does not)."""
+        self.payout_txn_id = txn_id or self.payout_txn_id
+        if not awaits_shopper:
+            self.payout_confirm = None
+        elif confirm is not None:
+            self.payout_confirm = dict(confirm)
 
     def forfeit_bonus(self, draws: list[PrincipalDraw], bonus_balance_fen: int) -> tuple[int, int]:
         """Forfeit the bonus of the principal drawn: from the unspent bonus credit first, the rest (bonus already
@@ -750,6 +773,10 @@ class Withdrawal:
         if amount_fen < WITHDRAWAL_MIN_FEN:
             raise InvalidInput("WITHDRAWAL_TOO_SMALL", f"a withdrawal is at least {WITHDRAWAL_MIN_FEN} fen",
                                details={"amount_fen": f"at least {WITHDRAWAL_MIN_FEN}"})
+        if amount_fen > WITHDRAWAL_MAX_FEN:
+            raise DomainError("WITHDRAWAL_TOO_LARGE", f"a withdrawal is at most {WITHDRAWAL_MAX_FEN} fen (a WeChat Pay "
+                              "transfer of 2,000 yuan or more needs the payee's real name): withdraw a larger sum in "
+                              "several withdrawals", details={"max_fen": WITHDRAWAL_MAX_FEN})
         if requested_today_fen + amount_fen > WITHDRAWAL_MAX_PER_DAY_FEN:
             raise DomainError("WITHDRAWAL_DAILY_LIMIT", f"at most {WITHDRAWAL_MAX_PER_DAY_FEN} fen a day may be "
                               "withdrawn", details={"remaining_fen": max(0, WITHDRAWAL_MAX_PER_DAY_FEN
@@ -777,7 +804,7 @@ class Withdrawal:
         if self.status != WithdrawalStatus.PAYING:
             return False
         self.status, self.decided_by, self.decided_at = WithdrawalStatus.PENDING_REVIEW, None, None
-        self.note = f"[payout refused: {reason}]"[:200]
+        self.note, self.payout_confirm = f"[payout refused: {reason}]"[:200], None
         return True
 
     def payout_ended(self, *, paid: bool, txn_id: str, reason: str = "") -> bool:
@@ -786,7 +813,7 @@ class Withdrawal:
         if self.status != WithdrawalStatus.PAYING:
             return False
         self.status = WithdrawalStatus.PAID if paid else WithdrawalStatus.FAILED
-        self.payout_txn_id = txn_id or self.payout_txn_id
+        self.payout_txn_id, self.payout_confirm = txn_id or self.payout_txn_id, None
         if not paid:
             self.note = f"{self.note} [payout failed: {reason}]".strip()[:200]
         return True

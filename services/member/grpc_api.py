@@ -226,7 +226,7 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
     def RequestWithdrawal(self, request: pb.RequestWithdrawalRequest, context: grpc.ServicerContext) -> pb.Withdrawal:
         return _withdrawal(service.request_withdrawal(self.uow(), user_id=require_caller().user_id,
                                                       amount_fen=request.amount_fen,
-                                                      idempotency_key=request.idempotency_key))
+                                                      idempotency_key=request.idempotency_key), mine=True)
 
     def DecideWithdrawal(self, request: pb.DecideWithdrawalRequest, context: grpc.ServicerContext) -> pb.Withdrawal:
         caller = require_caller(Role.FINANCE)
@@ -243,7 +243,11 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
     def ListMyWithdrawals(self, request: pb.ListWithdrawalsRequest,
                           context: grpc.ServicerContext) -> pb.ListWithdrawalsResponse:
         found, total = service.my_withdrawals(self.uow(), user_id=require_caller().user_id, **_page(request))
-        return pb.ListWithdrawalsResponse(withdrawals=[_withdrawal(w) for w in found], total=total)
+        return pb.ListWithdrawalsResponse(withdrawals=[_withdrawal(w, mine=True) for w in found], total=total)
+
+    def GetMyWithdrawal(self, request: pb.GetMyWithdrawalRequest, context: grpc.ServicerContext) -> pb.Withdrawal:
+        return _withdrawal(service.my_withdrawal(self.uow(), user_id=require_caller().user_id,
+                                                 withdrawal_id=request.withdrawal_id), mine=True)
 
     # recharges
 
@@ -355,9 +359,13 @@ def _recharge(recharge: Recharge, payment: dict[str, str] | None = None) -> pb.R
                        paid_at=timestamp(recharge.paid_at) if recharge.paid_at else None)
 
 
-def _withdrawal(withdrawal: Withdrawal) -> pb.Withdrawal:
+def _withdrawal(withdrawal: Withdrawal, *, mine: bool = False) -> pb.Withdrawal:
+    """A withdrawal; what confirms its transfer only in its owner's answers (`mine`): it is theirs to confirm."""
+    confirm = withdrawal.payout_confirm if mine and withdrawal.awaits_shopper else None
     return pb.Withdrawal(id=withdrawal.id or 0, withdrawal_no=withdrawal.withdrawal_no, user_id=withdrawal.user_id,
                          amount_fen=withdrawal.amount_fen, status=withdrawal.status, note=withdrawal.note,
                          payout_txn_id=withdrawal.payout_txn_id, created_at=timestamp(withdrawal.created_at),
                          bonus_forfeited_fen=withdrawal.bonus_forfeited_fen, payout_fen=withdrawal.payout_fen,
-                         decided_at=timestamp(withdrawal.decided_at) if withdrawal.decided_at else None)
+                         decided_at=timestamp(withdrawal.decided_at) if withdrawal.decided_at else None,
+                         awaits_shopper=withdrawal.awaits_shopper,
+                         wx_transfer_confirm=pb.WxTransferConfirm(**confirm) if confirm else None)

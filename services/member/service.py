@@ -1160,9 +1160,10 @@ def _send_payout(uow: MemberUnitOfWork, payout: PayoutChannel, withdrawal_id: in
             withdrawal.payout_refused(sent.reason)
             uow.commit()
             raise DomainError("PAYOUT_FAILED", f"the payout channel refused: {sent.reason}")
-        withdrawal.payout_txn_id = sent.txn_id or withdrawal.payout_txn_id
         if sent.state == PayoutState.PAID:
             _payout_ended(uow, withdrawal, sent, now)
+        elif sent.state == PayoutState.IN_FLIGHT:
+            withdrawal.payout_in_flight(txn_id=sent.txn_id, awaits_shopper=sent.awaits_shopper, confirm=sent.confirm)
         uow.commit()  # IN_FLIGHT or UNKNOWN: PAYING, asked about until it ends
     return withdrawal
 
@@ -1233,17 +1234,34 @@ def _settle_payout(uow: MemberUnitOfWork, payout: PayoutChannel, withdrawal_id: 
         withdrawal = uow.withdrawals.lock_paying(withdrawal_id)
         if withdrawal is None:
             return 0  # ended meanwhile, or another replica is asking about it right now
-        answer = payout.status(payout_no=withdrawal.withdrawal_no, user_id=withdrawal.user_id,
-                               amount_fen=withdrawal.payout_fen)
+        answer = _with_confirm(payout, withdrawal, payout.status(
+            payout_no=withdrawal.withdrawal_no, user_id=withdrawal.user_id, amount_fen=withdrawal.payout_fen))
         if answer.state not in (PayoutState.PAID, PayoutState.FAILED):
-            if answer.txn_id and not withdrawal.payout_txn_id:
-                withdrawal.payout_txn_id = answer.txn_id
-                uow.commit()
+            if answer.state == PayoutState.IN_FLIGHT:
+                withdrawal.payout_in_flight(txn_id=answer.txn_id, awaits_shopper=answer.awaits_shopper,
+                                            confirm=answer.confirm)
+            uow.commit()
             return 0
         _payout_ended(uow, withdrawal, answer, now)
         uow.commit()
     log.info("withdrawal %s: payout ended %s", withdrawal.withdrawal_no, withdrawal.status)
     return 1
+
+
+def _with_confirm(payout: PayoutChannel, withdrawal: Withdrawal, answer: Payout) -> Payout:
+    """The answer, or, when it says the transfer awaits the shopper but not with what they confirm it and nothing
+    earlier said so either (the transfer's own answer was lost: WeChat Pay's bill query carries no package_info), the
+    same transfer sent again, which the channel answers with it (idempotent by the withdrawal number: paid once)."""
+    if not answer.awaits_shopper or answer.confirm is not None or withdrawal.payout_confirm is not None:
+        return answer
+    try:
+        again = payout.pay(payout_no=withdrawal.withdrawal_no, user_id=withdrawal.user_id,
+                           amount_fen=withdrawal.payout_fen)
+    except PayoutFailed as refused:  # proves nothing about the transfer under way: asked about again next round
+        log.warning("withdrawal %s: its transfer awaits the shopper, sent again for its confirmation refused: %s",
+                    withdrawal.withdrawal_no, refused)
+        return answer
+    return answer if again.state == PayoutState.UNKNOWN else again
 
 
 def list_withdrawals(uow: MemberUnitOfWork, *, status: str, offset: int, limit: int) -> tuple[list[Withdrawal], int]:
@@ -1262,6 +1280,16 @@ def my_withdrawals(uow: MemberUnitOfWork, *, user_id: int, offset: int, limit: i
         page = uow.withdrawals.of_user(user_id, offset, limit)
         uow.commit()  # ends the read without expiring what it loaded (a rollback would)
     return page
+
+
+def my_withdrawal(uow: MemberUnitOfWork, *, user_id: int, withdrawal_id: int) -> Withdrawal:
+    """One of the shopper's own withdrawals (WITHDRAWAL_NOT_FOUND for anyone else's)."""
+    with uow:
+        withdrawal = uow.withdrawals.get(withdrawal_id)
+        uow.commit()  # ends the read without expiring what it loaded (a rollback would)
+    if withdrawal is None or withdrawal.user_id != user_id:
+        raise withdrawal_not_found()
+    return withdrawal
 
 
 # ---------------------------------------------------------------- recharges

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import requests
@@ -31,8 +33,14 @@ def test_a_member_recharges_withdraws_once_per_key_and_finance_pays_it_out(platf
     withdrawal_id = withdrawals[0].json()["id"]
     by_admin = requests.post(f"{api}/admin/withdrawals/{withdrawal_id}/decision", json={"approve": True},
                              headers=staff(platform, ["admin"]), timeout=10)
-    paid = requests.post(f"{api}/admin/withdrawals/{withdrawal_id}/decision", json={"approve": True, "note": "ok"},
-                         headers=staff(platform, ["finance"]), timeout=10)
+    approved = requests.post(f"{api}/admin/withdrawals/{withdrawal_id}/decision",
+                             json={"approve": True, "note": "ok"}, headers=staff(platform, ["finance"]), timeout=10)
+    awaiting = requests.get(f"{api}/member/withdrawals/{withdrawal_id}", headers=shopper, timeout=10)
+    not_theirs = requests.get(f"{api}/member/withdrawals/{withdrawal_id}", headers=stranger, timeout=10)
+    # the mini-program's wx.requestMerchantTransfer with it: the shopper confirms receipt in WeChat
+    SimulatorClient(platform.simulator_url).wechatpay_transfer_confirm(
+        approved.json()["withdrawal_no"], awaiting.json()["wx_transfer_confirm"]["package"])
+    paid = withdrawal_once(platform, shopper, withdrawal_id, "PAID")  # the payout job finds the transfer done
     after = requests.get(f"{api}/member", headers=shopper, timeout=10).json()
     mine = requests.get(f"{api}/member/withdrawals", headers=shopper, timeout=10).json()
     theirs = requests.get(f"{api}/member/withdrawals", headers=stranger, timeout=10).json()
@@ -44,16 +52,33 @@ def test_a_member_recharges_withdraws_once_per_key_and_finance_pays_it_out(platf
     assert card["notify_status"] == 200
     assert [(w.status_code, w.json()["id"]) for w in withdrawals] == [(201, withdrawal_id)] * 3
     assert (held["balance_fen"], held["pending_fen"]) == (4_000, 6_000)
-    assert (by_admin.status_code, paid.status_code, paid.json()["status"]) == (403, 200, "PAID")
+    assert (by_admin.status_code, approved.status_code, approved.json()["status"]) == (403, 200, "PAYING")
+    assert (awaiting.json()["awaits_shopper"], sorted(awaiting.json()["wx_transfer_confirm"])) == (
+        True, ["app_id", "mch_id", "package"])
+    assert (not_theirs.status_code, not_theirs.json()["error"]["code"]) == (404, "WITHDRAWAL_NOT_FOUND")
+    assert (paid["status"], paid["wx_transfer_confirm"]) == ("PAID", None)
     assert (after["balance_fen"], after["pending_fen"]) == (4_000, 0)
     assert ([(w["id"], w["status"]) for w in mine["items"]], mine["total"], theirs["total"]) == (
         [(withdrawal_id, "PAID")], 1, 0)
     assert [(t["out_bill_no"], t["transfer_amount"], t["state"]) for t in transfers] == [
-        (paid.json()["withdrawal_no"], 6_000, "SUCCESS")]  # paid to the shopper's WeChat balance, once
+        (paid["withdrawal_no"], 6_000, "SUCCESS")]  # paid to the shopper's WeChat balance, once
     assert sorted((e["kind"], e["account"], e["amount_fen"]) for e in ledger["items"]) == [
         ("recharge", "available", 10_000), ("withdrawal_paid", "pending", -6_000),
         ("withdrawal_requested", "available", -6_000), ("withdrawal_requested", "pending", 6_000)]
     assert audit["mismatches"] == []
+
+
+def withdrawal_once(platform: Platform, shopper: dict[str, str], withdrawal_id: int, status: str,
+                    seconds: float = 200) -> dict[str, Any]:
+    """The withdrawal once it is `status`: the member service's payout job asks WeChat Pay about a withdrawal PAYING
+    for MEMBER_RECONCILE_SETTLE_SECONDS (60), every MEMBER_RECONCILE_SECONDS (60)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        withdrawal = requests.get(f"{platform.api}/member/withdrawals/{withdrawal_id}", headers=shopper,
+                                  timeout=10).json()
+        if withdrawal["status"] == status or time.monotonic() > deadline:
+            return withdrawal
+        time.sleep(1)
 
 
 def test_coupons_are_claimed_listed_and_private_to_their_owner(platform: Platform) -> None:

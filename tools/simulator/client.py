@@ -124,6 +124,11 @@ class SimulatorClient:
         """The next new transfer starts in `state` (e.g. PROCESSING: in flight) and/or has its answer lost."""
         self._call("POST", "/sim/transfer/next", {"state": state, "lose_answer": lose_answer})
 
+    def wechatpay_transfer_confirm(self, out_bill_no: str, package: str | None = None) -> dict[str, Any]:
+        """The user confirms receipt of a transfer awaiting them (wx.requestMerchantTransfer): it becomes SUCCESS."""
+        return self._call("POST", "/sim/transfer/confirm",
+                          {"out_bill_no": out_bill_no, **({"package": package} if package is not None else {})})
+
     def wechatpay_transfer_settle(self, out_bill_no: str, state: str) -> dict[str, Any]:
         """A transfer in flight ends SUCCESS, FAIL or CANCELLED."""
         return self._call("POST", "/sim/transfer/settle", {"out_bill_no": out_bill_no, "state": state})

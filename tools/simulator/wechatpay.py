@@ -30,6 +30,7 @@ MAX_CLOCK_SKEW_SECONDS = 300
 AMOUNT_MAX = 2**31 - 1  # API v3 types amount.total and amount.refund as int: 32-bit signed
 OUT_NO = re.compile(r"[A-Za-z0-9_\-|*]{6,32}")
 CHINA = timezone(timedelta(hours=8))  # WeChat Pay writes times in Beijing time
+TRANSFER_NAMED_FROM_FEN = 200_000  # a merchant transfer of 2,000 yuan or more must carry the payee's user_name
 # What /sim/pay can spoil in a notify, for the merchant's rejection tests.
 TAMPERS = ("bad_signature", "unknown_serial", "wrong_amount", "stale_timestamp", "bad_tag", "wrong_mchid",
            "wrong_appid", "tampered_body", "wrong_currency")
@@ -169,6 +170,7 @@ class WechatPaySimulator:
                 ("GET", "/v3/fund-app/mch-transfer/transfer-bills/out-bill-no/*"): self.query_transfer,
                 ("POST", "/sim/transfer/fail-next"): self.sim_transfer_fail_next,
                 ("POST", "/sim/transfer/next"): self.sim_transfer_next,
+                ("POST", "/sim/transfer/confirm"): self.sim_transfer_confirm,
                 ("POST", "/sim/transfer/settle"): self.sim_transfer_settle,
                 ("GET", "/sim/wechatpay/transfers"): self.sim_transfers,
                 ("POST", "/sim/wechatpay/fail-next"): self.sim_fail_next,
@@ -310,9 +312,12 @@ class WechatPaySimulator:
             return self._signed(200, refund.resource())
 
     def transfer(self, request: Request) -> Response:
-        """POST /v3/fund-app/mch-transfer/transfer-bills: a merchant transfer to a user's balance, SUCCESS at once
-        (or FAIL after /sim/transfer/fail-next, or as /sim/transfer/next says: still PROCESSING, and/or the
-        answer lost as a 500 after the bill was recorded); the same out_bill_no again answers the first bill."""
+        """POST /v3/fund-app/mch-transfer/transfer-bills: a merchant transfer to a user's balance, WAIT_USER_CONFIRM
+        with a package_info, as WeChat Pay answers, until the user confirms it (/sim/transfer/confirm: SUCCESS) or it
+        is cancelled (/sim/transfer/settle CANCELLED); FAIL after /sim/transfer/fail-next, or as /sim/transfer/next
+        says (e.g. still PROCESSING, or SUCCESS at once), and/or the answer lost as a 500 after the bill was recorded.
+        The same out_bill_no again answers the bill as it is now, with its package_info. From 2,000 yuan WeChat Pay
+        requires the payee's encrypted user_name: PARAM_ERROR without it."""
         refused = self._authenticate(request)
         if refused is not None:
             return refused
@@ -327,27 +332,31 @@ class WechatPaySimulator:
             return self._error(400, "APPID_MCHID_NOT_MATCH", "appid does not match the merchant")
         if amount < 10:
             return self._error(400, "PARAM_ERROR", "transfer_amount is at least 10 fen")
+        if amount >= TRANSFER_NAMED_FROM_FEN and not body.get("user_name"):
+            return self._error(400, "PARAM_ERROR", "转账金额大于等于2000元时，user_name必填")
         with self._lock:
             known = self._transfers.get(body["out_bill_no"])
             if known is not None:
                 if (known["openid"], known["transfer_amount"]) != (body["openid"], amount):
                     return self._error(400, "INVALID_REQUEST", "out_bill_no was used for another transfer")
-                return self._signed(200, known["answer"])
-            state, self._fail_next_transfer = ("FAIL" if self._fail_next_transfer else "SUCCESS"), None
+                return self._signed(200, _with_package(known))
+            state, self._fail_next_transfer = ("FAIL" if self._fail_next_transfer else "WAIT_USER_CONFIRM"), None
             upcoming, self._next_transfer = self._next_transfer, {}
             state = upcoming.get("state") or state
             answer = {"out_bill_no": body["out_bill_no"], "transfer_bill_no": "1330" + secrets.token_hex(14),
                       "create_time": _time(datetime.now(UTC)), "state": state}
             if state == "FAIL":
                 answer["fail_reason"] = "PAYEE_ACCOUNT_ABNORMAL"
-            self._transfers[body["out_bill_no"]] = {"openid": body["openid"], "transfer_amount": amount,
-                                                    "answer": answer}
+            known = {"openid": body["openid"], "transfer_amount": amount, "answer": answer,
+                     "package_info": base64.b64encode(secrets.token_bytes(96)).decode()}
+            self._transfers[body["out_bill_no"]] = known
         if upcoming.get("lose_answer"):
             return self._error(500, "SYSTEM_ERROR", "系统繁忙，请稍后重试")
-        return self._signed(200, answer)
+        return self._signed(200, _with_package(known))
 
     def query_transfer(self, request: Request) -> Response:
-        """GET /v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}."""
+        """GET /v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}: the bill, without its package_info
+        (WeChat Pay's query answer has none)."""
         refused = self._authenticate(request)
         if refused is not None:
             return refused
@@ -389,6 +398,22 @@ class WechatPaySimulator:
             self._next_transfer = {"state": state, "lose_answer": lose}
         return Response(200, {"state": state, "lose_answer": lose})
 
+    def sim_transfer_confirm(self, request: Request) -> Response:
+        """POST /sim/transfer/confirm {"out_bill_no", "package"?}: the user confirms receipt in WeChat, as
+        wx.requestMerchantTransfer with the bill's package_info does (a package given must be the bill's): a bill
+        awaiting them (WAIT_USER_CONFIRM, TRANSFERING) becomes SUCCESS, which its query then answers."""
+        body = request.json()
+        with self._lock:
+            known = self._transfers.get(str(body.get("out_bill_no")))
+            if known is None:
+                raise SimulatorError("no such transfer")
+            if known["answer"]["state"] not in ("WAIT_USER_CONFIRM", "TRANSFERING"):
+                raise SimulatorError(f"the transfer does not await the user: it is {known['answer']['state']}")
+            if body.get("package") not in (None, known["package_info"]):
+                raise SimulatorError("the package is not this transfer's package_info")
+            known["answer"] = {**known["answer"], "state": "SUCCESS"}
+        return Response(200, known["answer"])
+
     def sim_transfer_settle(self, request: Request) -> Response:
         """POST /sim/transfer/settle {"out_bill_no", "state": "SUCCESS"|"FAIL"|"CANCELLED"}: a transfer in flight
         ends (WeChat Pay sends no notify to merchants of this API: the merchant must ask)."""
@@ -410,7 +435,7 @@ class WechatPaySimulator:
         """GET /sim/wechatpay/transfers?openid= -> the transfers made to that openid (amount, state, bill numbers)."""
         openid = request.query.get("openid", [""])[-1]
         with self._lock:
-            found = [{**t["answer"], "transfer_amount": t["transfer_amount"]} for t in self._transfers.values()
+            found = [{**_with_package(t), "transfer_amount": t["transfer_amount"]} for t in self._transfers.values()
                      if t["openid"] == openid]
         return Response(200, {"transfers": found})
 
@@ -584,6 +609,14 @@ class WechatPaySimulator:
         if (order.trade_state == "NOTPAY" and order.time_expire is not None
                 and datetime.fromtimestamp(self.clock.now(), UTC) > order.time_expire):
             order.trade_state = "CLOSED"
+
+
+def _with_package(transfer: dict[str, Any]) -> dict[str, Any]:
+    """A transfer bill as its transfer request is answered: with its package_info while it awaits the user."""
+    answer = transfer["answer"]
+    if answer["state"] in ("WAIT_USER_CONFIRM", "TRANSFERING"):
+        return {**answer, "package_info": transfer["package_info"]}
+    return answer
 
 
 def _body(request: Request) -> dict[str, Any] | None:

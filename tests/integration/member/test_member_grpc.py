@@ -124,16 +124,17 @@ def test_fifty_concurrent_withdrawals_of_6000_from_10000_accept_exactly_one(
 def test_a_withdrawal_past_the_daily_limit_is_refused_with_the_exact_amount_left(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
     fund(uow, ALICE, 600_000)
     metadata = as_user(ALICE)
-    stub.RequestWithdrawal(pb.RequestWithdrawalRequest(amount_fen=120_000, idempotency_key="first"),
-                           metadata=metadata, timeout=30)
+    for amount, key in ((120_000, "first"), (190_000, "second")):
+        stub.RequestWithdrawal(pb.RequestWithdrawalRequest(amount_fen=amount, idempotency_key=key),
+                               metadata=metadata, timeout=30)
 
     with pytest.raises(grpc.RpcError) as raised:  # PostgreSQL sums bigints as numeric: the details were a Decimal
-        stub.RequestWithdrawal(pb.RequestWithdrawalRequest(amount_fen=380_001, idempotency_key="second"),
+        stub.RequestWithdrawal(pb.RequestWithdrawalRequest(amount_fen=190_001, idempotency_key="third"),
                                metadata=metadata, timeout=30)
 
     assert from_grpc(raised.value) == (grpc.StatusCode.FAILED_PRECONDITION, "WITHDRAWAL_DAILY_LIMIT",
-                                       "at most 500000 fen a day may be withdrawn", {"remaining_fen": 380_000})
-    assert wallet(uow, ALICE) == (480_000, 120_000)
+                                       "at most 500000 fen a day may be withdrawn", {"remaining_fen": 190_000})
+    assert wallet(uow, ALICE) == (290_000, 310_000)
 
 
 def test_the_same_idempotency_key_twenty_times_makes_one_withdrawal(stub, uow, as_user, engine) -> None:  # type: ignore[no-untyped-def]

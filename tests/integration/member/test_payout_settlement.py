@@ -1,7 +1,7 @@
 """Withdrawal payouts through the simulator's WeChat Pay merchant transfer, on PostgreSQL: a transfer still in
-flight, or whose answer was lost, is asked about again by settle_payouts until it ends; success pays the
-withdrawal with one `member-withdrawn`, failure gives the amount back, each exactly once, however many
-replicas settle at the same time."""
+flight (awaiting the shopper's confirmation, as WeChat Pay answers), or whose answer was lost, is asked about again
+by settle_payouts until it ends; success pays the withdrawal with one `member-withdrawn`, failure gives the amount
+back, each exactly once, however many replicas settle at the same time."""
 
 from __future__ import annotations
 
@@ -85,6 +85,16 @@ class Withdrawing:
                 outbox.c.event_type == "member-withdrawn", outbox.c.aggregate_id == str(USER))).scalar_one()
         return (*numbers, events)
 
+    def confirm(self) -> str:
+        """The shopper confirms the transfer with the package the withdrawal holds for them; that package."""
+        with self.uow() as tx:
+            withdrawal = tx.withdrawals.get(self.withdrawal.id or 0)
+            assert withdrawal is not None and withdrawal.payout_confirm is not None
+            package = withdrawal.payout_confirm["package"]
+            tx.commit()
+        self.sim.wechatpay_transfer_confirm(self.no, package)
+        return package
+
     def transfers(self) -> list[tuple[str, int, str]]:
         return [(t["out_bill_no"], t["transfer_amount"], t["state"]) for t in self.sim.wechatpay_transfers(self.openid)]
 
@@ -109,13 +119,17 @@ def test_a_transfer_still_processing_is_paid_once_when_it_succeeds(withdrawing: 
     assert withdrawing.transfers() == [(withdrawing.no, 6_000, "SUCCESS")]
 
 
-def test_a_transfer_whose_answer_was_lost_is_asked_about_and_paid_once(withdrawing: Withdrawing) -> None:
+def test_a_transfer_whose_answer_was_lost_is_asked_about_and_paid_once_the_shopper_confirms_it(
+        withdrawing: Withdrawing) -> None:
     withdrawing.sim.wechatpay_transfer_next(lose_answer=True)
     approved, paying = withdrawing.approve(), withdrawing.state()
+    waiting = [withdrawing.settle(), withdrawing.settle()]  # the bill query brings no package: the bill sent again
+    confirm = withdrawing.confirm()
 
     ended = [withdrawing.settle(), withdrawing.settle()]
 
-    assert (approved, paying) == ("PAYING", ("PAYING", 4_000, 6_000, -10_000, 0))
+    assert (approved, paying, waiting) == ("PAYING", ("PAYING", 4_000, 6_000, -10_000, 0), [0, 0])
+    assert confirm  # the package the re-sent bill was answered with, which the simulator took as the bill's
     assert ended == [1, 0]
     assert withdrawing.state() == ("PAID", 4_000, 0, -4_000, 1)
     assert withdrawing.transfers() == [(withdrawing.no, 6_000, "SUCCESS")]  # never a second transfer
@@ -186,10 +200,12 @@ def test_a_commit_lost_after_the_transfer_leaves_nothing_to_release_and_pays_onc
         service.decide_withdrawal(withdrawing.uow(), withdrawing.payout, withdrawal_id=withdrawing.withdrawal.id or 0,
                                   approve=False, note="changed my mind", decided_by=FINANCE)
     approved_again = withdrawing.approve()
+    waiting = withdrawing.settle()  # its package was lost with the commit: the bill sent again for it
+    withdrawing.confirm()
     ended = withdrawing.settle_on_replicas() + [withdrawing.settle()]
 
     assert after_the_loss == ("PAYING", 4_000, 6_000, -10_000, 0)
-    assert (rejected.value.code, approved_again) == ("WITHDRAWAL_ALREADY_DECIDED", "PAYING")
+    assert (rejected.value.code, approved_again, waiting) == ("WITHDRAWAL_ALREADY_DECIDED", "PAYING", 0)
     assert sorted(ended) == [0, 0, 0, 1]
     assert withdrawing.state() == ("PAID", 4_000, 0, -4_000, 1)
     assert withdrawing.transfers() == [(withdrawing.no, 6_000, "SUCCESS")]  # one transfer, ever

@@ -473,6 +473,34 @@ def test_a_transfer_posts_the_bill_and_reads_the_signed_answer(pay: WechatPay, s
         "SUCCESS", "1330X", "FAIL", "PAYEE_ACCOUNT_ABNORMAL")
 
 
+# WeChat Pay's answer to a new transfer, as its documentation and its merchants' logs show it: waiting for the user.
+WAITING_BILL = {"out_bill_no": "W2", "transfer_bill_no": "1330007352452862501230094175387091",
+                "create_time": "2025-01-23T10:13:27+08:00", "state": "WAIT_USER_CONFIRM",
+                "package_info": "ABBQO+oYAAABAAAAAAA3AWYF6V6QHI9SyKWRZxAAAADnGpepZahT9IkJjn90+1qgNWH8z+85pNf542Kp"}
+
+
+def test_a_transfer_awaiting_the_user_keeps_the_package_info_they_confirm_it_with(
+        pay: WechatPay, session: FakeSession, platform_key: rsa.RSAPrivateKey) -> None:
+    session.answers.append(signed_answer(platform_key, 200, WAITING_BILL))
+    session.answers.append(signed_answer(platform_key, 200, {  # the bill query's answer carries no package_info
+        "mch_id": MCHID, "appid": APPID, "out_bill_no": "W2", "transfer_bill_no": WAITING_BILL["transfer_bill_no"],
+        "state": "WAIT_USER_CONFIRM", "transfer_amount": 6_000, "openid": "o-payee"}))
+
+    bill = pay.transfer(out_bill_no="W2", openid="o-payee", amount_fen=6_000, remark="会员余额提现")
+    queried = pay.query_transfer("W2")
+
+    assert (bill.state, bill.package_info) == ("WAIT_USER_CONFIRM", WAITING_BILL["package_info"])
+    assert (queried.state, queried.package_info) == ("WAIT_USER_CONFIRM", "")
+
+
+def test_a_transfer_of_two_thousand_yuan_is_not_sent_without_the_payees_name(pay: WechatPay,
+                                                                           session: FakeSession) -> None:
+    with pytest.raises(ValueError, match="user_name"):
+        pay.transfer(out_bill_no="W3", openid="o-payee", amount_fen=200_000, remark="会员余额提现")
+
+    assert session.sent == []
+
+
 # -- protocol review: envelope, currency, retryable refusals, deadline format ---------------------
 
 

@@ -119,7 +119,7 @@ def test_a_withdrawal_passes_the_key_and_answers_201(client: FlaskClient, client
     assert (response.status_code, response.get_json()) == (201, {
         "id": 3, "withdrawal_no": "W3", "user_id": 0, "status": "PENDING_REVIEW", "amount_fen": 6_000,
         "bonus_forfeited_fen": 600, "payout_fen": 5_900, "note": "", "created_at": "2026-11-18T11:06:40Z",
-        "decided_at": None})
+        "decided_at": None, "awaits_shopper": False, "wx_transfer_confirm": None})
 
 
 def test_only_finance_reaches_the_withdrawal_decision(client: FlaskClient, clients, bearer: Callable) -> None:
@@ -230,6 +230,54 @@ def test_a_shopper_pages_through_their_own_withdrawals(client: FlaskClient, clie
     body = response.get_json()
     assert (body["page"], body["total"], [(w["withdrawal_no"], w["status"]) for w in body["items"]]) == (
         2, 21, [("W3", "PAID")])
+
+
+AWAITING = pb.Withdrawal(id=3, withdrawal_no="W3", user_id=101, amount_fen=6_000, payout_fen=6_000, status="PAYING",
+                         created_at=JOINED, awaits_shopper=True, wx_transfer_confirm=pb.WxTransferConfirm(
+                             mch_id="1900000109", app_id="wx-minimall", package="ABBQO+oYAAAB"))
+
+
+def test_a_shopper_is_given_what_confirms_the_wechat_transfer_of_their_withdrawal(client: FlaskClient, clients,
+                                                                                  bearer: Callable) -> None:
+    clients.member.GetMyWithdrawal.reply = AWAITING
+    clients.member.ListMyWithdrawals.reply = pb.ListWithdrawalsResponse(total=1, withdrawals=[AWAITING])
+
+    one = client.get("/api/v1/member/withdrawals/3", headers=bearer())
+    listed = client.get("/api/v1/member/withdrawals", headers=bearer())
+
+    assert clients.member.GetMyWithdrawal.calls[0].message == pb.GetMyWithdrawalRequest(withdrawal_id=3)
+    confirm = {"mch_id": "1900000109", "app_id": "wx-minimall", "package": "ABBQO+oYAAAB"}
+    assert (one.status_code, one.get_json()["awaits_shopper"], one.get_json()["wx_transfer_confirm"]) == (
+        200, True, confirm)
+    assert listed.get_json()["items"][0]["wx_transfer_confirm"] == confirm
+
+
+def test_a_withdrawal_not_awaiting_the_shopper_has_no_transfer_to_confirm(client: FlaskClient, clients,
+                                                                         bearer: Callable) -> None:
+    clients.member.GetMyWithdrawal.reply = pb.Withdrawal(id=3, withdrawal_no="W3", user_id=101, amount_fen=6_000,
+                                                         status="PAID", created_at=JOINED)
+
+    body = client.get("/api/v1/member/withdrawals/3", headers=bearer()).get_json()
+
+    assert (body["status"], body["awaits_shopper"], body["wx_transfer_confirm"]) == ("PAID", False, None)
+
+
+def test_another_shoppers_withdrawal_is_not_found(client: FlaskClient, clients, bearer: Callable, rpc_error) -> None:
+    status, message, trailers = to_grpc(withdrawal_not_found())
+    clients.member.GetMyWithdrawal.error = rpc_error(status, message, trailers)
+
+    response = client.get("/api/v1/member/withdrawals/3", headers=bearer())
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (404, "WITHDRAWAL_NOT_FOUND")
+
+
+def test_staff_see_a_withdrawal_awaits_the_shopper_but_never_what_confirms_it(client: FlaskClient, clients,
+                                                                             bearer: Callable) -> None:
+    clients.member.ListWithdrawals.reply = pb.ListWithdrawalsResponse(total=1, withdrawals=[AWAITING])
+
+    item = client.get("/api/v1/admin/withdrawals", headers=bearer("finance")).get_json()["items"][0]
+
+    assert (item["awaits_shopper"], "wx_transfer_confirm" in item) == (True, False)
 
 
 def test_plans_are_listed_with_their_discount_rate(client: FlaskClient, clients, bearer: Callable) -> None:

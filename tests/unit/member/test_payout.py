@@ -5,12 +5,19 @@ pays (or gives back) exactly once."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from prometheus_client import REGISTRY
 
 from services.common.errors import DomainError, ErrorKind, Unauthenticated
-from services.common.wechatpay import TransferBill, WechatPayApiError, WechatPayError, WechatPayUnavailable
+from services.common.wechatpay import (
+    TRANSFER_AWAITING_USER,
+    TransferBill,
+    WechatPayApiError,
+    WechatPayError,
+    WechatPayUnavailable,
+)
 from services.member import service
 from services.member.channels import Payout, PayoutFailed, PayoutState, UnconfiguredPayout, WechatTransferPayout
 from services.member.domain import PLATFORM, Account, Withdrawal, transfer
@@ -20,7 +27,10 @@ NOW = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
 
 
 class FakeWechat:
-    """Transfers whose answer is `outcome` (a state, or an error raised); `query` answers the bill query."""
+    """Transfers whose answer is `outcome` (a state, or an error raised); `query` answers the bill query. As WeChat
+    Pay, a transfer awaiting the user is answered with its package_info, and the bill query never carries it."""
+
+    settings = SimpleNamespace(mchid="1900000109", appid="wx-minimall")
 
     def __init__(self, outcome: str | WechatPayError = "SUCCESS") -> None:
         self.outcome = outcome
@@ -32,7 +42,8 @@ class FakeWechat:
         self.bills.append((out_bill_no, openid, amount_fen))
         if isinstance(self.outcome, WechatPayError):
             raise self.outcome
-        return TransferBill(out_bill_no, "1330" + out_bill_no, self.outcome, "PAYEE_ACCOUNT_ABNORMAL")
+        package = f"PKG-{out_bill_no}" if self.outcome in TRANSFER_AWAITING_USER else ""
+        return TransferBill(out_bill_no, "1330" + out_bill_no, self.outcome, "PAYEE_ACCOUNT_ABNORMAL", package)
 
     def query_transfer(self, out_bill_no: str) -> TransferBill:
         self.queries.append(out_bill_no)
@@ -102,6 +113,23 @@ def test_a_refused_re_send_of_a_transfer_wechat_pay_did_not_find_proves_nothing(
     wechat.query = WechatPayApiError(404, "NOT_FOUND", "记录不存在")
     answer = payout(wechat).status(payout_no="W1", user_id=user_id, amount_fen=6_000)
     assert answer.state == PayoutState.UNKNOWN  # the first send may still land: never FAILED on a re-send
+
+
+def test_a_transfer_awaiting_the_shopper_is_in_flight_with_what_they_confirm_it_by() -> None:
+    wechat = FakeWechat("WAIT_USER_CONFIRM")
+    sent = payout(wechat).pay(payout_no="W1", user_id=1, amount_fen=6_000)
+    queried = payout(wechat).status(payout_no="W1", user_id=1, amount_fen=6_000)
+
+    assert sent == Payout(PayoutState.IN_FLIGHT, "1330W1", awaits_shopper=True,
+                          confirm={"mch_id": "1900000109", "app_id": "wx-minimall", "package": "PKG-W1"})
+    assert queried == Payout(PayoutState.IN_FLIGHT, "1330W1", awaits_shopper=True)  # the query brings no package
+
+
+def test_a_transfer_over_what_wechat_pay_pays_without_the_payees_name_is_refused_unsent() -> None:
+    wechat = FakeWechat()
+    with pytest.raises(PayoutFailed, match="several smaller withdrawals"):
+        payout(wechat).pay(payout_no="W1", user_id=1, amount_fen=200_000)
+    assert wechat.bills == []
 
 
 class Wallet:
@@ -237,6 +265,51 @@ def test_a_withdrawal_paying_over_a_day_for_want_of_an_end_is_shown_overdue_unti
 
     assert (within_a_day, overdue) == ((0, 0), (1, (25 * 60 + 10) * 60))
     assert (wallet.state(), overdue_gauges()) == (("PAID", 4_000, 0, -4_000, 1), (0, 0))
+
+
+CONFIRM_W = {"mch_id": "1900000109", "app_id": "wx-minimall"}
+
+
+def test_a_withdrawal_waits_paying_with_the_shoppers_confirmation_until_they_confirm_then_is_paid_once() -> None:
+    wallet = Wallet(FakeWechat("WAIT_USER_CONFIRM"))
+    approved = wallet.approve()
+    no = approved.withdrawal_no
+    at_approval = (approved.status, approved.awaits_shopper, approved.payout_confirm)
+    waiting = [wallet.settle() for _ in range(2)]  # the query says WAIT_USER_CONFIRM, without the package
+    still = (wallet.withdrawal.awaits_shopper, wallet.withdrawal.payout_confirm, wallet.state())
+    wallet.wechat.query = "SUCCESS"  # the shopper confirmed in WeChat
+    settled = [wallet.settle(), wallet.settle()]
+
+    assert at_approval == ("PAYING", True, {**CONFIRM_W, "package": f"PKG-{no}"})
+    assert waiting == [0, 0]
+    assert still == (True, {**CONFIRM_W, "package": f"PKG-{no}"}, ("PAYING", 4_000, 6_000, -10_000, 0))
+    assert settled == [1, 0]
+    assert wallet.state() == ("PAID", 4_000, 0, -4_000, 1)
+    assert (wallet.withdrawal.awaits_shopper, wallet.withdrawal.payout_confirm) == (False, None)
+    assert wallet.wechat.bills == [(no, "o-alice", 6_000)]  # sent once: the package came with its answer
+
+
+def test_a_transfer_awaiting_the_shopper_whose_answer_was_lost_is_sent_again_once_for_the_package() -> None:
+    wallet = Wallet(FakeWechat(WechatPayUnavailable("no answer")))
+    approved = wallet.approve()
+    no = approved.withdrawal_no
+    wallet.wechat.outcome, wallet.wechat.query = "WAIT_USER_CONFIRM", "WAIT_USER_CONFIRM"
+    waiting = [wallet.settle() for _ in range(3)]
+
+    assert (approved.status, waiting) == ("PAYING", [0, 0, 0])
+    assert wallet.withdrawal.payout_confirm == {**CONFIRM_W, "package": f"PKG-{no}"}
+    assert wallet.wechat.bills == [(no, "o-alice", 6_000)] * 2  # the same bill again, once, for its package
+
+
+def test_a_transfer_the_shopper_never_confirmed_and_wechat_pay_cancelled_gives_the_amount_back_once() -> None:
+    wallet = Wallet(FakeWechat("WAIT_USER_CONFIRM"))
+    wallet.approve()
+    wallet.wechat.query = "CANCELLED"  # 24 hours unconfirmed
+    settled = [wallet.settle(minutes=24 * 60 + 5) for _ in range(3)]
+
+    assert settled == [1, 0, 0]
+    assert wallet.state() == ("FAILED", 10_000, 0, -10_000, 0)
+    assert (wallet.withdrawal.awaits_shopper, wallet.withdrawal.payout_confirm) == (False, None)
 
 
 class WatchedPayout(WechatTransferPayout):

@@ -306,7 +306,9 @@ def test_a_withdrawal_refused_for_the_balance_leaves_no_withdrawal_and_no_draw_o
 
 def test_withdrawals_below_the_minimum_or_over_the_daily_maximum_are_refused(uow: FakeMemberUnitOfWork) -> None:
     fund(uow, ALICE, 1_000_000)
-    service.request_withdrawal(uow, user_id=ALICE, amount_fen=400_000, idempotency_key="k1", now=NOW)
+    for key in ("k1a", "k1b"):
+        service.request_withdrawal(uow, user_id=ALICE, amount_fen=150_000, idempotency_key=key, now=NOW)
+    service.request_withdrawal(uow, user_id=ALICE, amount_fen=100_000, idempotency_key="k1c", now=NOW)
 
     with pytest.raises(InvalidInput) as too_small:
         service.request_withdrawal(uow, user_id=ALICE, amount_fen=99, idempotency_key="k2", now=NOW)
@@ -317,6 +319,31 @@ def test_withdrawals_below_the_minimum_or_over_the_daily_maximum_are_refused(uow
 
     assert (too_small.value.code, too_much.value.code, next_day.status) == (
         "WITHDRAWAL_TOO_SMALL", "WITHDRAWAL_DAILY_LIMIT", "PENDING_REVIEW")
+
+
+def test_a_single_withdrawal_over_what_a_nameless_wechat_transfer_pays_is_refused(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 500_000)
+
+    with pytest.raises(DomainError) as too_large:
+        service.request_withdrawal(uow, user_id=ALICE, amount_fen=200_000, idempotency_key="k1", now=NOW)
+    at_most = service.request_withdrawal(uow, user_id=ALICE, amount_fen=199_999, idempotency_key="k2", now=NOW)
+
+    assert (too_large.value.code, too_large.value.kind, too_large.value.details) == (
+        "WITHDRAWAL_TOO_LARGE", ErrorKind.BUSINESS_RULE, {"max_fen": 199_999})
+    assert "several withdrawals" in too_large.value.message
+    assert (at_most.amount_fen, at_most.status) == (199_999, "PENDING_REVIEW")
+    assert balances(uow, ALICE) == (300_001, 199_999)
+
+
+def test_a_shopper_reads_their_own_withdrawal_and_never_anyone_elses(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 10_000)
+    asked = service.request_withdrawal(uow, user_id=ALICE, amount_fen=6_000, idempotency_key="k1", now=NOW)
+
+    mine = service.my_withdrawal(uow, user_id=ALICE, withdrawal_id=asked.id or 0)
+    with pytest.raises(NotFound) as not_bobs:
+        service.my_withdrawal(uow, user_id=BOB, withdrawal_id=asked.id or 0)
+
+    assert (mine.withdrawal_no, not_bobs.value.code) == (asked.withdrawal_no, "WITHDRAWAL_NOT_FOUND")
 
 
 def test_an_approved_withdrawal_is_paid_out_once_and_leaves_the_wallet(uow: FakeMemberUnitOfWork) -> None:

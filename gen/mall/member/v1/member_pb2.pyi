@@ -552,7 +552,7 @@ class VoidBalancePaymentResponse(_message.Message):
     def __init__(self, charged: _Optional[bool] = ..., user_id: _Optional[int] = ..., amount_fen: _Optional[int] = ...) -> None: ...
 
 class Withdrawal(_message.Message):
-    __slots__ = ("id", "withdrawal_no", "user_id", "amount_fen", "status", "note", "payout_txn_id", "created_at", "decided_at", "bonus_forfeited_fen", "payout_fen")
+    __slots__ = ("id", "withdrawal_no", "user_id", "amount_fen", "status", "note", "payout_txn_id", "created_at", "decided_at", "bonus_forfeited_fen", "payout_fen", "awaits_shopper", "wx_transfer_confirm")
     ID_FIELD_NUMBER: _ClassVar[int]
     WITHDRAWAL_NO_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -564,6 +564,8 @@ class Withdrawal(_message.Message):
     DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
     BONUS_FORFEITED_FEN_FIELD_NUMBER: _ClassVar[int]
     PAYOUT_FEN_FIELD_NUMBER: _ClassVar[int]
+    AWAITS_SHOPPER_FIELD_NUMBER: _ClassVar[int]
+    WX_TRANSFER_CONFIRM_FIELD_NUMBER: _ClassVar[int]
     id: int
     withdrawal_no: str
     user_id: int
@@ -575,7 +577,25 @@ class Withdrawal(_message.Message):
     decided_at: _timestamp_pb2.Timestamp
     bonus_forfeited_fen: int
     payout_fen: int
-    def __init__(self, id: _Optional[int] = ..., withdrawal_no: _Optional[str] = ..., user_id: _Optional[int] = ..., amount_fen: _Optional[int] = ..., status: _Optional[str] = ..., note: _Optional[str] = ..., payout_txn_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bonus_forfeited_fen: _Optional[int] = ..., payout_fen: _Optional[int] = ...) -> None: ...
+    awaits_shopper: bool
+    wx_transfer_confirm: WxTransferConfirm
+    def __init__(self, id: _Optional[int] = ..., withdrawal_no: _Optional[str] = ..., user_id: _Optional[int] = ..., amount_fen: _Optional[int] = ..., status: _Optional[str] = ..., note: _Optional[str] = ..., payout_txn_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bonus_forfeited_fen: _Optional[int] = ..., payout_fen: _Optional[int] = ..., awaits_shopper: _Optional[bool] = ..., wx_transfer_confirm: _Optional[_Union[WxTransferConfirm, _Mapping]] = ...) -> None: ...
+
+class WxTransferConfirm(_message.Message):
+    __slots__ = ("mch_id", "app_id", "package")
+    MCH_ID_FIELD_NUMBER: _ClassVar[int]
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    PACKAGE_FIELD_NUMBER: _ClassVar[int]
+    mch_id: str
+    app_id: str
+    package: str
+    def __init__(self, mch_id: _Optional[str] = ..., app_id: _Optional[str] = ..., package: _Optional[str] = ...) -> None: ...
+
+class GetMyWithdrawalRequest(_message.Message):
+    __slots__ = ("withdrawal_id",)
+    WITHDRAWAL_ID_FIELD_NUMBER: _ClassVar[int]
+    withdrawal_id: int
+    def __init__(self, withdrawal_id: _Optional[int] = ...) -> None: ...
 
 class RequestWithdrawalRequest(_message.Message):
     __slots__ = ("amount_fen", "idempotency_key")

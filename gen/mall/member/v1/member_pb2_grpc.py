@@ -189,6 +189,11 @@ class MemberServiceStub:
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsRequest.SerializeToString,
                 response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsResponse.FromString,
                 _registered_method=True)
+        self.GetMyWithdrawal = channel.unary_unary(
+                '/mall.member.v1.MemberService/GetMyWithdrawal',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetMyWithdrawalRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.Withdrawal.FromString,
+                _registered_method=True)
         self.CreateRecharge = channel.unary_unary(
                 '/mall.member.v1.MemberService/CreateRecharge',
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.CreateRechargeRequest.SerializeToString,
@@ -429,6 +434,13 @@ class MemberServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMyWithdrawal(self, request, context):
+        """the caller's; NOT_FOUND for anyone else's
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateRecharge(self, request, context):
         """Recharges (M4)
         once per idempotency_key
@@ -615,6 +627,11 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     servicer.ListMyWithdrawals,
                     request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsRequest.FromString,
                     response_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsResponse.SerializeToString,
+            ),
+            'GetMyWithdrawal': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMyWithdrawal,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetMyWithdrawalRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.Withdrawal.SerializeToString,
             ),
             'CreateRecharge': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateRecharge,
@@ -1474,6 +1491,33 @@ class MemberService:
             '/mall.member.v1.MemberService/ListMyWithdrawals',
             mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsRequest.SerializeToString,
             mall_dot_member_dot_v1_dot_member__pb2.ListWithdrawalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMyWithdrawal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/GetMyWithdrawal',
+            mall_dot_member_dot_v1_dot_member__pb2.GetMyWithdrawalRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.Withdrawal.FromString,
             options,
             channel_credentials,
             insecure,
