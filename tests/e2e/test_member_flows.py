@@ -69,9 +69,10 @@ def test_a_member_recharges_withdraws_once_per_key_and_finance_pays_it_out(platf
 
 
 def withdrawal_once(platform: Platform, shopper: dict[str, str], withdrawal_id: int, status: str,
-                    seconds: float = 200) -> dict[str, Any]:
-    """The withdrawal once it is `status`: the member service's payout job asks WeChat Pay about a withdrawal PAYING
-    for MEMBER_RECONCILE_SETTLE_SECONDS (60), every MEMBER_RECONCILE_SECONDS (60)."""
+                    seconds: float = 60) -> dict[str, Any]:
+    """The withdrawal once it is `status` (or as it is after `seconds`): the member service's payout job asks WeChat
+    Pay about a withdrawal PAYING for MEMBER_RECONCILE_SETTLE_SECONDS, every MEMBER_RECONCILE_SECONDS (1 and 2 s on
+    the e2e platform)."""
     deadline = time.monotonic() + seconds
     while True:
         withdrawal = requests.get(f"{platform.api}/member/withdrawals/{withdrawal_id}", headers=shopper,
