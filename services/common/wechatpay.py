@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from services.common.config import ConfigError, Env, provider_url
 from services.common.errors import ChannelError
+from services.common.formats import TRANSFER_NAMELESS_MAX_FEN
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,7 @@ REFUND_EVENTS = frozenset({"REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED"}
 # WechatPayUnavailable, never WechatPayApiError, whose callers take it for a final "no" (a refund closed).
 RETRYABLE_STATUSES = frozenset({401, 429})
 # A merchant transfer of 2,000 yuan or more must name the payee (user_name, RSA-OAEP encrypted with the platform key),
-# which `transfer` does not send: it takes at most this much (the member service caps a withdrawal at it).
-TRANSFER_NAMELESS_MAX_FEN = 199_999
+# which `transfer` does not send: it takes at most TRANSFER_NAMELESS_MAX_FEN (formats; a withdrawal is capped at it).
 # A transfer's states while it waits for the user to confirm receipt in WeChat (TRANSFERING: confirmed, not yet
 # settled; the confirmation page may be opened again), with the bill's package_info.
 TRANSFER_AWAITING_USER = ("WAIT_USER_CONFIRM", "TRANSFERING")

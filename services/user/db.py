@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     Date,
     ForeignKey,
     Index,
@@ -219,7 +220,7 @@ account_attempts = Table(
 SESSION_TRACE_DAYS = 7  # ended sessions' tokens stay for support to see when a session was used
 
 
-def _ended_sessions(now: datetime, settings: PruneSettings) -> Any:
+def _ended_sessions(now: datetime, settings: PruneSettings) -> ColumnElement[bool]:
     ended = now - timedelta(days=SESSION_TRACE_DAYS)
     sibling = aliased(refresh_tokens)
     return (refresh_tokens.c.expires_at < ended) & ~exists().where(

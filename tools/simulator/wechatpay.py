@@ -31,6 +31,7 @@ AMOUNT_MAX = 2**31 - 1  # API v3 types amount.total and amount.refund as int: 32
 OUT_NO = re.compile(r"[A-Za-z0-9_\-|*]{6,32}")
 CHINA = timezone(timedelta(hours=8))  # WeChat Pay writes times in Beijing time
 TRANSFER_NAMED_FROM_FEN = 200_000  # a merchant transfer of 2,000 yuan or more must carry the payee's user_name
+TRANSFER_AWAITING_USER = ("WAIT_USER_CONFIRM", "TRANSFERING")  # a transfer's states while the user may confirm it
 # What /sim/pay can spoil in a notify, for the merchant's rejection tests.
 TAMPERS = ("bad_signature", "unknown_serial", "wrong_amount", "stale_timestamp", "bad_tag", "wrong_mchid",
            "wrong_appid", "tampered_body", "wrong_currency")
@@ -407,7 +408,7 @@ class WechatPaySimulator:
             known = self._transfers.get(str(body.get("out_bill_no")))
             if known is None:
                 raise SimulatorError("no such transfer")
-            if known["answer"]["state"] not in ("WAIT_USER_CONFIRM", "TRANSFERING"):
+            if known["answer"]["state"] not in TRANSFER_AWAITING_USER:
                 raise SimulatorError(f"the transfer does not await the user: it is {known['answer']['state']}")
             if body.get("package") not in (None, known["package_info"]):
                 raise SimulatorError("the package is not this transfer's package_info")
@@ -614,7 +615,7 @@ class WechatPaySimulator:
 def _with_package(transfer: dict[str, Any]) -> dict[str, Any]:
     """A transfer bill as its transfer request is answered: with its package_info while it awaits the user."""
     answer = transfer["answer"]
-    if answer["state"] in ("WAIT_USER_CONFIRM", "TRANSFERING"):
+    if answer["state"] in TRANSFER_AWAITING_USER:
         return {**answer, "package_info": transfer["package_info"]}
     return answer
 
