@@ -74,12 +74,11 @@ SPEC_KEY_MAX = 2 + MAX_SPECS * (2 * SPEC_NAME_MAX + 2 * SPEC_VALUE_MAX + 5) + MA
 # POST /member/recharges and POST /member/withdrawals.
 RECHARGE_MIN_FEN, RECHARGE_MAX_FEN = 100, 5_000_000     # 1 to 50,000 yuan
 WITHDRAWAL_MIN_FEN = 100                                # 1 yuan
-# The most a WeChat Pay merchant transfer may pay without naming the payee: from 2,000 yuan it needs their real name
-# (encrypted user_name), which services.common.wechatpay's `transfer` does not send.
-TRANSFER_NAMELESS_MAX_FEN = 199_999                     # 1,999.99 yuan
-# A single withdrawal at most: it is paid by such a transfer.
-WITHDRAWAL_MAX_FEN = TRANSFER_NAMELESS_MAX_FEN
 WITHDRAWAL_MAX_PER_DAY_FEN = 500_000                    # 5,000 yuan per shopper per UTC day (rejected ones not counted)
+WITHDRAWAL_MAX_FEN = WITHDRAWAL_MAX_PER_DAY_FEN         # a single withdrawal at most: a day's
+# A WeChat Pay merchant transfer from this amount (2,000 yuan) names its payee: their verified real name, encrypted
+# (services.common.wechatpay's `transfer`, user_name); a smaller one carries no name.
+TRANSFER_NAMED_FROM_FEN = 200_000
 # A member's discount rate, the share of the price paid, in basis points: 9025 (gold 95% x PLUS 95%) pays 90.25%,
 # exactly, from the member service (member.Discount, member.Member) through the order's price to the gateway's
 # discount_rate (0.9025). FULL_PRICE_BP is no discount.

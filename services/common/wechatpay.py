@@ -50,7 +50,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from services.common.config import ConfigError, Env, provider_url
 from services.common.errors import ChannelError
-from services.common.formats import TRANSFER_NAMELESS_MAX_FEN
+from services.common.formats import TRANSFER_NAMED_FROM_FEN
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,8 @@ REFUND_EVENTS = frozenset({"REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED"}
 # clock) and 429 FREQUENCY_LIMITED (nothing done; the same request may be sent again later). Raised as
 # WechatPayUnavailable, never WechatPayApiError, whose callers take it for a final "no" (a refund closed).
 RETRYABLE_STATUSES = frozenset({401, 429})
-# A merchant transfer of 2,000 yuan or more must name the payee (user_name, RSA-OAEP encrypted with the platform key),
-# which `transfer` does not send: it takes at most TRANSFER_NAMELESS_MAX_FEN (formats; a withdrawal is capped at it).
+# A merchant transfer of TRANSFER_NAMED_FROM_FEN (2,000 yuan) or more must name the payee: user_name, encrypted to
+# WeChat Pay (`encrypt_sensitive`), whose key the request names in Wechatpay-Serial.
 # A transfer's states while it waits for the user to confirm receipt in WeChat (TRANSFERING: confirmed, not yet
 # settled; the confirmation page may be opened again), with the bill's package_info.
 TRANSFER_AWAITING_USER = ("WAIT_USER_CONFIRM", "TRANSFERING")
@@ -211,6 +211,29 @@ def load_public_key(serial: str, pem: bytes) -> RSAPublicKey:
     return key
 
 
+def encrypt_sensitive(key: RSAPublicKey, plaintext: str) -> str:
+    """A sensitive field (a payee's name) as WeChat Pay API v3 takes it: RSA/ECB/OAEPWithSHA-1AndMGF1Padding under
+    a platform key, base64. Randomised: the same name encrypts differently each time."""
+    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
+    return base64.b64encode(key.encrypt(plaintext.encode(), oaep)).decode()
+
+
+def encrypting_serial(platform_keys: Mapping[str, bytes]) -> str:
+    """The platform key sensitive fields are encrypted to: the WeChat Pay public key (PUB_KEY_ID_...) when one is
+    configured, else the platform certificate that expires last (the newest, during a rotation both are listed)."""
+    public = [serial for serial in platform_keys if serial.startswith("PUB_KEY_ID_")]
+    if public:
+        return public[0]
+
+    def expiry(serial: str) -> datetime:
+        pem = platform_keys[serial]
+        if b"CERTIFICATE" not in pem:
+            return datetime.min.replace(tzinfo=UTC)
+        return x509.load_pem_x509_certificate(pem).not_valid_after_utc
+
+    return max(platform_keys, key=expiry)
+
+
 def rsa_sign(key: RSAPrivateKey, message: str) -> str:
     """SHA256withRSA (PKCS#1 v1.5), base64: what every WeChat Pay v3 signature is."""
     return base64.b64encode(key.sign(message.encode(), padding.PKCS1v15(), hashes.SHA256())).decode()
@@ -267,6 +290,7 @@ class WechatPay:
         # Merchants on WeChat Pay public keys (not platform certificates) name the key they verify with.
         self._public_key_id = next((serial for serial in settings.platform_keys if serial.startswith("PUB_KEY_ID_")),
                                    None)
+        self._encrypting_serial = encrypting_serial(settings.platform_keys).upper()
 
     # -- payments --------------------------------------------------------------------------------
 
@@ -341,7 +365,7 @@ class WechatPay:
 
     # -- merchant transfers (payouts to a user's WeChat balance) ----------------------------------
 
-    def transfer(self, *, out_bill_no: str, openid: str, amount_fen: int, remark: str,
+    def transfer(self, *, out_bill_no: str, openid: str, amount_fen: int, remark: str, user_name: str | None = None,
                  scene_id: str = "1000") -> TransferBill:
         """POST /v3/fund-app/mch-transfer/transfer-bills: pay `amount_fen` to the user's WeChat balance.
 
@@ -349,14 +373,23 @@ class WechatPay:
         The state is ACCEPTED / PROCESSING / WAIT_USER_CONFIRM / TRANSFERING on the way, then SUCCESS, FAIL or
         CANCELLED; WAIT_USER_CONFIRM waits for the user to confirm receipt with the answer's package_info
         (wx.requestMerchantTransfer), and is CANCELLED by WeChat Pay if nobody does within 24 hours.
+        From TRANSFER_NAMED_FROM_FEN the payee's real name is required (`user_name`): sent encrypted, and WeChat Pay
+        pays only if it is the name of the WeChat account behind `openid`.
         """
-        if not 0 < amount_fen <= TRANSFER_NAMELESS_MAX_FEN:
-            raise ValueError(f"amount_fen must be 1-{TRANSFER_NAMELESS_MAX_FEN}: more needs the payee's user_name")
-        body = {"appid": self.settings.appid, "out_bill_no": out_bill_no, "transfer_scene_id": scene_id,
-                "openid": openid, "transfer_amount": amount_fen, "transfer_remark": remark[:32],
-                "transfer_scene_report_infos": [{"info_type": "活动名称", "info_content": "余额提现"},
-                                                {"info_type": "奖励说明", "info_content": "会员余额提现"}]}
-        return _bill_of(self._call("POST", "/v3/fund-app/mch-transfer/transfer-bills", body))
+        if amount_fen <= 0:
+            raise ValueError("amount_fen must be positive")
+        if amount_fen >= TRANSFER_NAMED_FROM_FEN and not user_name:
+            raise ValueError(f"a transfer of {TRANSFER_NAMED_FROM_FEN} fen or more needs the payee's user_name")
+        body: dict[str, Any] = {
+            "appid": self.settings.appid, "out_bill_no": out_bill_no, "transfer_scene_id": scene_id,
+            "openid": openid, "transfer_amount": amount_fen, "transfer_remark": remark[:32],
+            "transfer_scene_report_infos": [{"info_type": "活动名称", "info_content": "余额提现"},
+                                            {"info_type": "奖励说明", "info_content": "会员余额提现"}]}
+        serial = None
+        if user_name:
+            serial = self._encrypting_serial
+            body["user_name"] = encrypt_sensitive(self._platform_keys[serial], user_name)
+        return _bill_of(self._call("POST", "/v3/fund-app/mch-transfer/transfer-bills", body, serial=serial))
 
     def query_transfer(self, out_bill_no: str) -> TransferBill:
         """GET /v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{no}; WechatPayApiError NOT_FOUND when unknown.
@@ -440,15 +473,17 @@ class WechatPay:
             raise error("Wechatpay-Signature does not verify")
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
-              query: dict[str, str] | None = None) -> dict[str, Any]:
+              query: dict[str, str] | None = None, serial: str | None = None) -> dict[str, Any]:
+        """The signed request, its answer verified. `serial`: the platform key a sensitive field of the body is
+        encrypted to (Wechatpay-Serial), else the WeChat Pay public key's ID when the merchant is on one."""
         url_path = f"{path}?{urlencode(query)}" if query else path
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")) if body is not None else ""
         headers = {"Accept": "application/json", "Content-Type": "application/json", "User-Agent": "minimall",
                    "Authorization": authorization(self.settings.mchid, self.settings.merchant_serial,
                                                   self._merchant_key, method, url_path, payload,
                                                   int(self.clock()), secrets.token_hex(16))}
-        if self._public_key_id is not None:
-            headers["Wechatpay-Serial"] = self._public_key_id
+        if serial or self._public_key_id:
+            headers["Wechatpay-Serial"] = serial or self._public_key_id
         try:
             response = self.session.request(method, f"{self.settings.api_base}{url_path}", headers=headers,
                                             data=payload.encode() if body is not None else None,

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl
 from services.common import alipay, bankcard, wechatpay
 from services.common.db import utcnow
 from services.common.errors import ChannelError, DomainError, ErrorKind
+from services.common.formats import TRANSFER_NAMED_FROM_FEN
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,9 @@ class RechargeChannels:
 class Payers(Protocol):
     def payer_openid(self, user_id: int) -> str:
         """The openid WeChat Pay charges for the user ("" when no WeChat is bound)."""
+
+    def payee_name(self, user_id: int) -> str:
+        """The user's verified real name, which a large transfer names its payee by ("" when not verified)."""
 
 
 class WechatRecharge:
@@ -275,6 +279,8 @@ class WechatTransferPayout:
     and a refusal of that re-send is no end (`_send_again`). WAIT_USER_CONFIRM (and TRANSFERING) await the
     shopper: the mini-program calls wx.requestMerchantTransfer with `confirm` (the bill's package_info) and only then
     is it paid; unconfirmed, WeChat Pay cancels it after 24 hours (CANCELLED: FAILED, the money back to the wallet).
+    From TRANSFER_NAMED_FROM_FEN (2,000 yuan) the bill names the payee by their verified real name, which WeChat Pay
+    checks against the WeChat account (another name: FAIL); a shopper who has not verified one is refused before.
     """
 
     REFUSED = ("FAIL", "CANCELLED")
@@ -284,15 +290,18 @@ class WechatTransferPayout:
         self.wechat, self.payers = wechat, payers
 
     def pay(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
-        if amount_fen > wechatpay.TRANSFER_NAMELESS_MAX_FEN:  # asked for before withdrawals were capped at it
-            raise PayoutFailed(f"a transfer of more than {wechatpay.TRANSFER_NAMELESS_MAX_FEN} fen needs the payee's "
-                               "real name: reject it, the shopper may withdraw in several smaller withdrawals")
         openid = self.payers.payer_openid(user_id)
         if not openid:
             raise PayoutFailed("the shopper has no WeChat bound to receive the transfer")
+        user_name = None
+        if amount_fen >= TRANSFER_NAMED_FROM_FEN:
+            user_name = self.payers.payee_name(user_id)
+            if not user_name:
+                raise PayoutFailed(f"a transfer of {TRANSFER_NAMED_FROM_FEN} fen or more names the payee, and the "
+                                   "shopper has not verified their identity: they may verify it and withdraw again")
         try:
             bill = self.wechat.transfer(out_bill_no=payout_no, openid=openid, amount_fen=amount_fen,
-                                        remark="会员余额提现")
+                                        remark="会员余额提现", user_name=user_name)
         except wechatpay.WechatPayApiError as exc:
             raise PayoutFailed(f"{exc.code}: {exc.message}") from None
         except wechatpay.WechatPayError as exc:

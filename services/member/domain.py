@@ -774,9 +774,8 @@ class Withdrawal:
             raise InvalidInput("WITHDRAWAL_TOO_SMALL", f"a withdrawal is at least {WITHDRAWAL_MIN_FEN} fen",
                                details={"amount_fen": f"at least {WITHDRAWAL_MIN_FEN}"})
         if amount_fen > WITHDRAWAL_MAX_FEN:
-            raise DomainError("WITHDRAWAL_TOO_LARGE", f"a withdrawal is at most {WITHDRAWAL_MAX_FEN} fen (a WeChat Pay "
-                              "transfer of 2,000 yuan or more needs the payee's real name): withdraw a larger sum in "
-                              "several withdrawals", details={"max_fen": WITHDRAWAL_MAX_FEN})
+            raise DomainError("WITHDRAWAL_TOO_LARGE", f"a withdrawal is at most {WITHDRAWAL_MAX_FEN} fen",
+                              details={"max_fen": WITHDRAWAL_MAX_FEN})
         if requested_today_fen + amount_fen > WITHDRAWAL_MAX_PER_DAY_FEN:
             raise DomainError("WITHDRAWAL_DAILY_LIMIT", f"at most {WITHDRAWAL_MAX_PER_DAY_FEN} fen a day may be "
                               "withdrawn", details={"remaining_fen": max(0, WITHDRAWAL_MAX_PER_DAY_FEN

@@ -8,7 +8,7 @@ from datetime import date
 import grpc
 from mall.user.v1 import user_pb2, user_pb2_grpc
 
-from services.common.auth import STAFF_ROLES, USER_FINDERS, Role, require_caller
+from services.common.auth import STAFF_ROLES, USER_FINDERS, Role, require_caller, require_service
 from services.common.errors import DomainError, ErrorKind, Forbidden, InvalidInput, NotFound
 from services.common.events import timestamp
 from services.common.grpc_server import page
@@ -183,6 +183,11 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         account = service.wechat_payer(self.uow(), user_id=request.user_id)
         return user_pb2.WechatPayer(appid=account.appid, openid=account.openid) if account else user_pb2.WechatPayer()
 
+    def GetPayeeName(self, request: user_pb2.GetPayeeNameRequest,
+                     context: grpc.ServicerContext) -> user_pb2.PayeeName:
+        require_service(*PAYEE_READERS)
+        return user_pb2.PayeeName(real_name=service.payee_name(self.uow(), self.vault, user_id=request.user_id) or "")
+
     def BindPhone(self, request: user_pb2.BindPhoneRequest, context: grpc.ServicerContext) -> user_pb2.Profile:
         return _profile(service.bind_phone(self.uow(), self.issuer, self.wechat, user_id=require_caller().user_id,
                                            phone=request.phone, code=request.code,
@@ -214,7 +219,8 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
 
 
 # Who reads a shopper's WeChat payer as itself: the member service pays withdrawals out to it, also from its payout
-# job (a transfer WeChat Pay never received is sent again), which has no shopper or staff token to pass on.
+# job (a transfer WeChat Pay never received is sent again), which has no shopper or staff token to pass on; and only
+# as itself their real name, which a transfer of 2,000 yuan or more names its payee by.
 PAYEE_READERS = ("member",)
 
 

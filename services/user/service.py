@@ -909,6 +909,16 @@ def get_verification(uow: UserUnitOfWork, vault: IdentityVault, *, user_id: int)
                             verified_at=found.verified_at)
 
 
+def payee_name(uow: UserUnitOfWork, vault: IdentityVault, *, user_id: int) -> str | None:
+    """The user's verified real name in clear (a large WeChat Pay transfer names its payee); None if not verified."""
+    with uow:
+        found = uow.identities.for_user(user_id)
+        uow.commit()
+    if found is None:
+        return None
+    return vault.decrypt(found.key_id, found.real_name_ciphertext, context=f"user:{user_id}:real_name")
+
+
 def _valid_identity(real_name: str, id_number: str, today: date) -> tuple[str, str]:
     """Both fields checked, both reported when both are wrong."""
     errors: list[InvalidInput] = []

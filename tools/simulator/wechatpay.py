@@ -318,7 +318,8 @@ class WechatPaySimulator:
         is cancelled (/sim/transfer/settle CANCELLED); FAIL after /sim/transfer/fail-next, or as /sim/transfer/next
         says (e.g. still PROCESSING, or SUCCESS at once), and/or the answer lost as a 500 after the bill was recorded.
         The same out_bill_no again answers the bill as it is now, with its package_info. From 2,000 yuan WeChat Pay
-        requires the payee's encrypted user_name: PARAM_ERROR without it."""
+        requires the payee's user_name, RSA-OAEP (SHA-1) encrypted to the platform key the Wechatpay-Serial header
+        names: PARAM_ERROR without it or when it does not decrypt; /sim/wechatpay/transfers shows the name read."""
         refused = self._authenticate(request)
         if refused is not None:
             return refused
@@ -335,6 +336,13 @@ class WechatPaySimulator:
             return self._error(400, "PARAM_ERROR", "transfer_amount is at least 10 fen")
         if amount >= TRANSFER_NAMED_FROM_FEN and not body.get("user_name"):
             return self._error(400, "PARAM_ERROR", "转账金额大于等于2000元时，user_name必填")
+        user_name = None
+        if body.get("user_name") is not None:
+            if request.headers.get("Wechatpay-Serial") != self.config.wechatpay_platform_serial:
+                return self._error(400, "PARAM_ERROR", "Wechatpay-Serial must name the key user_name is encrypted to")
+            user_name = self._decrypt_sensitive(body["user_name"])
+            if user_name is None:
+                return self._error(400, "PARAM_ERROR", "user_name 解密失败")
         with self._lock:
             known = self._transfers.get(body["out_bill_no"])
             if known is not None:
@@ -348,7 +356,7 @@ class WechatPaySimulator:
                       "create_time": _time(datetime.now(UTC)), "state": state}
             if state == "FAIL":
                 answer["fail_reason"] = "PAYEE_ACCOUNT_ABNORMAL"
-            known = {"openid": body["openid"], "transfer_amount": amount, "answer": answer,
+            known = {"openid": body["openid"], "transfer_amount": amount, "answer": answer, "user_name": user_name,
                      "package_info": base64.b64encode(secrets.token_bytes(96)).decode()}
             self._transfers[body["out_bill_no"]] = known
         if upcoming.get("lose_answer"):
@@ -433,11 +441,12 @@ class WechatPaySimulator:
         return Response(200, known["answer"])
 
     def sim_transfers(self, request: Request) -> Response:
-        """GET /sim/wechatpay/transfers?openid= -> the transfers made to that openid (amount, state, bill numbers)."""
+        """GET /sim/wechatpay/transfers?openid= -> the transfers made to that openid (amount, state, bill numbers,
+        the payee's name as decrypted, null when none was sent)."""
         openid = request.query.get("openid", [""])[-1]
         with self._lock:
-            found = [{**_with_package(t), "transfer_amount": t["transfer_amount"]} for t in self._transfers.values()
-                     if t["openid"] == openid]
+            found = [{**_with_package(t), "transfer_amount": t["transfer_amount"], "user_name": t["user_name"]}
+                     for t in self._transfers.values() if t["openid"] == openid]
         return Response(200, {"transfers": found})
 
     def sim_pay(self, request: Request) -> Response:
@@ -546,6 +555,14 @@ class WechatPaySimulator:
         with self._lock:
             failure, self._fail_next = self._fail_next, None
         return self._error(*failure) if failure is not None else None
+
+    def _decrypt_sensitive(self, ciphertext: object) -> str | None:
+        """A field the merchant encrypted to our platform key (RSA/ECB/OAEPWithSHA-1AndMGF1Padding, base64), or None."""
+        oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
+        try:
+            return self._platform_key.decrypt(base64.b64decode(str(ciphertext), validate=True), oaep).decode()
+        except ValueError:  # not base64, not ours (a failed OAEP check), not UTF-8
+            return None
 
     def _headers(self, payload: bytes, *, timestamp: int | None = None, serial: str | None = None,
                  bad_signature: bool = False) -> dict[str, str]:

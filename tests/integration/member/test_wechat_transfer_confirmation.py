@@ -38,11 +38,16 @@ SHOPPER, STRANGER, FINANCE = 6161, 6162, 906
 
 
 class Payers:
-    def __init__(self, openid: str) -> None:
-        self.openid = openid
+    """The shopper's WeChat and verified real name, as the user service gives them to the member service."""
+
+    def __init__(self, openid: str, real_name: str = "张三") -> None:
+        self.openid, self.real_name = openid, real_name
 
     def payer_openid(self, user_id: int) -> str:
         return self.openid if user_id == SHOPPER else ""
+
+    def payee_name(self, user_id: int) -> str:
+        return self.real_name if user_id == SHOPPER else ""
 
 
 class Shop:
@@ -58,19 +63,26 @@ class Shop:
         return {"Authorization": f"Bearer {self.issuer.access_token(user, user.role_set, datetime.now(UTC))}"}
 
     def approved_withdrawal(self, amount_fen: int = 6_000) -> dict[str, Any]:
-        """The shopper (10,000 fen) asks to withdraw `amount_fen`; finance approves: the transfer is sent."""
+        """The shopper (4,000 fen more than `amount_fen`) asks to withdraw `amount_fen`; finance approves: the
+        transfer is sent."""
+        approved = self.approve(self.asked_withdrawal(amount_fen))
+        assert approved.status_code == 200, approved.get_json()
+        return approved.get_json()
+
+    def asked_withdrawal(self, amount_fen: int) -> int:
         with self.uow() as work:
-            work.ledger.post(transfer(f"seed:{SHOPPER}", "recharge", "seed", amount=10_000,
+            work.ledger.post(transfer(f"seed:{SHOPPER}", "recharge", "seed", amount=amount_fen + 4_000,
                                       source=(PLATFORM, Account.CLEARING), target=(SHOPPER, Account.AVAILABLE)),
                              utcnow())
             work.commit()
         asked = self.client.post("/api/v1/member/withdrawals", json={"amount_fen": amount_fen},
                                  headers={**self.bearer(SHOPPER), "Idempotency-Key": "w-1"})
         assert asked.status_code == 201, asked.get_json()
-        approved = self.client.post(f"/api/v1/admin/withdrawals/{asked.get_json()['id']}/decision",
-                                    json={"approve": True, "note": "ok"}, headers=self.bearer(FINANCE, "finance"))
-        assert approved.status_code == 200, approved.get_json()
-        return approved.get_json()
+        return int(asked.get_json()["id"])
+
+    def approve(self, withdrawal_id: int) -> Any:
+        return self.client.post(f"/api/v1/admin/withdrawals/{withdrawal_id}/decision",
+                                json={"approve": True, "note": "ok"}, headers=self.bearer(FINANCE, "finance"))
 
     def mine(self, withdrawal_id: int, user_id: int = SHOPPER) -> Any:
         return self.client.get(f"/api/v1/member/withdrawals/{withdrawal_id}", headers=self.bearer(user_id))
@@ -86,6 +98,9 @@ class Shop:
 
     def transfers(self) -> list[tuple[str, int, str]]:
         return [(t["out_bill_no"], t["transfer_amount"], t["state"]) for t in self.sim.wechatpay_transfers(self.openid)]
+
+    def payers(self) -> Payers:
+        return self.payout.payers  # type: ignore[return-value]
 
 
 @pytest.fixture
@@ -158,16 +173,49 @@ def test_a_transfer_never_confirmed_that_wechat_pay_cancels_gives_the_amount_bac
     assert shop.transfers() == [(no, 6_000, "CANCELLED")]
 
 
-def test_a_withdrawal_larger_than_a_nameless_transfer_pays_is_refused_with_nothing_moved(shop: Shop) -> None:
+def test_a_withdrawal_of_two_thousand_yuan_names_its_payee_to_wechat_pay_and_is_paid_once_confirmed(shop: Shop) -> None:
+    approved = shop.approved_withdrawal(200_000)
+    [bill] = shop.sim.wechatpay_transfers(shop.openid)
+
+    shop.sim.wechatpay_transfer_confirm(approved["withdrawal_no"], shop.mine(approved["id"]).get_json()[
+        "wx_transfer_confirm"]["package"])
+    shop.settle()
+
+    assert (approved["status"], bill["transfer_amount"], bill["user_name"]) == ("PAYING", 200_000, "张三")
+    assert shop.mine(approved["id"]).get_json()["status"] == "PAID"
+    assert shop.balances() == (4_000, 0)
+
+
+def test_a_two_thousand_yuan_withdrawal_of_a_shopper_without_a_verified_name_goes_back_to_review_unsent(
+        shop: Shop) -> None:
+    """Refused before anything is sent: finance is told why and may reject it, or approve it again once the shopper
+    has verified their identity."""
+    shop.payers().real_name = ""
+    withdrawal_id = shop.asked_withdrawal(200_000)
+
+    refused = shop.approve(withdrawal_id)
+    state_then, balances_then, transfers_then = shop.mine(withdrawal_id).get_json()["status"], shop.balances(), \
+        shop.transfers()
+    shop.payers().real_name = "张三"  # the shopper verifies their identity
+    approved = shop.approve(withdrawal_id)
+
+    error = refused.get_json()["error"]
+    assert (refused.status_code, error["code"]) == (422, "PAYOUT_FAILED")
+    assert "not verified their identity" in error["message"]
+    assert (state_then, balances_then, transfers_then) == ("PENDING_REVIEW", (4_000, 200_000), [])
+    assert (approved.status_code, approved.get_json()["status"]) == (200, "PAYING")
+    assert [t["user_name"] for t in shop.sim.wechatpay_transfers(shop.openid)] == ["张三"]
+
+
+def test_a_withdrawal_over_a_days_limit_is_refused_with_nothing_moved(shop: Shop) -> None:
     with shop.uow() as work:
-        work.ledger.post(transfer(f"seed:{SHOPPER}", "recharge", "seed", amount=300_000,
+        work.ledger.post(transfer(f"seed:{SHOPPER}", "recharge", "seed", amount=600_000,
                                   source=(PLATFORM, Account.CLEARING), target=(SHOPPER, Account.AVAILABLE)), utcnow())
         work.commit()
 
-    refused = shop.client.post("/api/v1/member/withdrawals", json={"amount_fen": 200_000},
+    refused = shop.client.post("/api/v1/member/withdrawals", json={"amount_fen": 500_001},
                                headers={**shop.bearer(SHOPPER), "Idempotency-Key": "w-big"})
 
     error = refused.get_json()["error"]
-    assert (refused.status_code, error["code"], error["details"]) == (422, "WITHDRAWAL_TOO_LARGE", {"max_fen": 199_999})
-    assert "several withdrawals" in error["message"]
-    assert shop.balances() == (300_000, 0)
+    assert (refused.status_code, error["code"], error["details"]) == (422, "WITHDRAWAL_TOO_LARGE", {"max_fen": 500_000})
+    assert shop.balances() == (600_000, 0)

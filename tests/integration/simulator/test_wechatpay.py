@@ -437,3 +437,29 @@ def test_a_signed_refusal_carries_its_code_and_message(simulator: RunningSimulat
 
     assert (refused.value.status, refused.value.code, refused.value.message) == (403, "NO_AUTH", "商户无权限")
     assert wechatpay.query_by_out_trade_no(out_trade_no).trade_state == "NOTPAY"  # only the next call
+
+
+def test_a_named_transfer_is_read_by_the_simulator_as_wechat_pay_reads_it(simulator: RunningSimulator,
+                                                                          wechatpay: WechatPay) -> None:
+    openid, no = f"o-{secrets.token_hex(6)}", f"W{secrets.token_hex(8)}"
+
+    bill = wechatpay.transfer(out_bill_no=no, openid=openid, amount_fen=200_000, remark="r", user_name="欧阳·娜娜")
+
+    assert bill.state == "WAIT_USER_CONFIRM"
+    assert [(t["out_bill_no"], t["user_name"]) for t in simulator.client.wechatpay_transfers(openid)] == [
+        (no, "欧阳·娜娜")]
+
+
+def test_a_payee_name_encrypted_to_another_key_is_refused_and_nothing_is_transferred(
+        simulator: RunningSimulator, wechatpay: WechatPay, monkeypatch: pytest.MonkeyPatch) -> None:
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    encrypt = wechatpay_module.encrypt_sensitive
+    monkeypatch.setattr(wechatpay_module, "encrypt_sensitive", lambda _key, text: encrypt(stranger, text))
+    openid = f"o-{secrets.token_hex(6)}"
+
+    with pytest.raises(WechatPayApiError) as refused:
+        wechatpay.transfer(out_bill_no=f"W{secrets.token_hex(8)}", openid=openid, amount_fen=200_000, remark="r",
+                           user_name="张三")
+
+    assert (refused.value.status, refused.value.code) == (400, "PARAM_ERROR")
+    assert simulator.client.wechatpay_transfers(openid) == []

@@ -349,6 +349,28 @@ def test_the_member_service_reads_a_wechat_payer_as_itself_so_its_payout_job_can
     assert not_his.value.code == "USER_NOT_FOUND"
 
 
+def test_only_the_member_service_as_itself_reads_a_payees_real_name(
+        stub, as_user, accounts: dict[str, User], user_target: str, jwt_keys: JwtKeys) -> None:
+    """A WeChat Pay transfer of 2,000 yuan or more names its payee: the member service asks for the verified name as
+    itself, whoever its caller is; no user's token (the owner's, an admin's) nor another service gets it."""
+    alice = accounts["alice"].id or 0
+    stub.VerifyIdentity(user_pb2.VerifyIdentityRequest(real_name="张三", id_number="11010519491231002X"),
+                        metadata=as_user("alice"))
+
+    def payers(service: str) -> GrpcPayers:
+        return GrpcPayers(ServiceClients(Discovery(None, Env({"USER_GRPC_TARGET": user_target})), 5,
+                                         service_token=service_token(jwt_keys, service)))
+
+    assert payers("member").payee_name(alice) == "张三"
+    assert payers("member").payee_name(accounts["bob"].id or 0) == ""  # not verified
+    request = user_pb2.GetPayeeNameRequest(user_id=alice)
+    assert [failure(lambda who=who: stub.GetPayeeName(request, metadata=as_user(who)))
+            for who in ("alice", "admin")] == [(grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")] * 2
+    with pytest.raises(DomainError) as refused:
+        payers("product").payee_name(alice)
+    assert refused.value.code == "FORBIDDEN"
+
+
 def test_a_nickname_search_for_the_default_nicknames_start_is_refused_not_answered(stub, as_user,
                                                                                   pg_engine: Engine) -> None:
     request = user_pb2.SearchUsersRequest(nickname_prefix="用户")

@@ -28,6 +28,7 @@ from services.common.wechatpay import (
     WechatPayUnavailable,
     aead_decrypt,
     authorization,
+    encrypting_serial,
 )
 
 NOW = 1_795_000_000
@@ -411,12 +412,12 @@ def test_a_prepay_amount_outside_what_wechat_pay_takes_is_refused_before_it_is_s
                          notify_url="https://n", time_expire=datetime(2026, 11, 29, tzinfo=UTC))
 
 
-def self_signed(key: rsa.RSAPrivateKey, serial_number: int) -> bytes:
+def self_signed(key: rsa.RSAPrivateKey, serial_number: int, days: int = 365) -> bytes:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tenpay.com Root CA")])
     now = datetime.now(UTC)
     certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
                    .serial_number(serial_number).not_valid_before(now - timedelta(days=1))
-                   .not_valid_after(now + timedelta(days=365)).sign(key, hashes.SHA256()))
+                   .not_valid_after(now + timedelta(days=days)).sign(key, hashes.SHA256()))
     return certificate.public_bytes(serialization.Encoding.PEM)
 
 
@@ -497,8 +498,36 @@ def test_a_transfer_of_two_thousand_yuan_is_not_sent_without_the_payees_name(pay
                                                                            session: FakeSession) -> None:
     with pytest.raises(ValueError, match="user_name"):
         pay.transfer(out_bill_no="W3", openid="o-payee", amount_fen=200_000, remark="会员余额提现")
-
     assert session.sent == []
+
+
+def oaep_decrypt(key: rsa.RSAPrivateKey, ciphertext: str) -> str:
+    """What WeChat Pay does with a sensitive field: RSA/ECB/OAEPWithSHA-1AndMGF1Padding under its platform key."""
+    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
+    return key.decrypt(base64.b64decode(ciphertext), oaep).decode()
+
+
+def test_a_named_transfer_encrypts_the_payees_name_to_the_platform_key_it_names(
+        pay: WechatPay, session: FakeSession, platform_key: rsa.RSAPrivateKey) -> None:
+    session.answers += [signed_answer(platform_key, 200, {**WAITING_BILL, "out_bill_no": "W4"}),
+                        signed_answer(platform_key, 200, {**WAITING_BILL, "out_bill_no": "W5"})]
+
+    pay.transfer(out_bill_no="W4", openid="o-payee", amount_fen=200_000, remark="会员余额提现", user_name="张三")
+    pay.transfer(out_bill_no="W5", openid="o-payee", amount_fen=200_000, remark="会员余额提现", user_name="张三")
+
+    first, second = (json.loads(request.body or b"") for request in session.sent)
+    assert oaep_decrypt(platform_key, first["user_name"]) == oaep_decrypt(platform_key, second["user_name"]) == "张三"
+    assert first["user_name"] != second["user_name"]  # OAEP is randomised: the name is not recognisable on the wire
+    assert "张三" not in (session.sent[0].body or b"").decode()
+    assert session.sent[0].headers["Wechatpay-Serial"] == SERIAL
+
+
+def test_the_newest_platform_certificate_is_encrypted_to_unless_a_wechat_pay_public_key_is_configured(
+        platform_key: rsa.RSAPrivateKey) -> None:
+    older, newer = self_signed(platform_key, 0x1A, days=30), self_signed(platform_key, 0x2B, days=400)
+
+    assert encrypting_serial({"1A": older, "2B": newer}) == encrypting_serial({"2B": newer, "1A": older}) == "2B"
+    assert encrypting_serial({"1A": older, SERIAL: pem_public(platform_key)}) == SERIAL
 
 
 # -- protocol review: envelope, currency, retryable refusals, deadline format ---------------------

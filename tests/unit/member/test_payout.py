@@ -36,10 +36,13 @@ class FakeWechat:
         self.outcome = outcome
         self.query: str | WechatPayError = outcome
         self.bills: list[tuple[str, str, int]] = []
+        self.names: list[str | None] = []
         self.queries: list[str] = []
 
-    def transfer(self, *, out_bill_no: str, openid: str, amount_fen: int, remark: str) -> TransferBill:
+    def transfer(self, *, out_bill_no: str, openid: str, amount_fen: int, remark: str,
+                 user_name: str | None = None) -> TransferBill:
         self.bills.append((out_bill_no, openid, amount_fen))
+        self.names.append(user_name)
         if isinstance(self.outcome, WechatPayError):
             raise self.outcome
         package = f"PKG-{out_bill_no}" if self.outcome in TRANSFER_AWAITING_USER else ""
@@ -53,8 +56,13 @@ class FakeWechat:
 
 
 class Payers:
+    """Alice (1) has WeChat bound and her identity verified; Carol (3) only WeChat bound."""
+
     def payer_openid(self, user_id: int) -> str:
-        return {1: "o-alice"}.get(user_id, "")
+        return {1: "o-alice", 3: "o-carol"}.get(user_id, "")
+
+    def payee_name(self, user_id: int) -> str:
+        return {1: "张三"}.get(user_id, "")
 
 
 def payout(wechat: FakeWechat) -> WechatTransferPayout:
@@ -125,10 +133,19 @@ def test_a_transfer_awaiting_the_shopper_is_in_flight_with_what_they_confirm_it_
     assert queried == Payout(PayoutState.IN_FLIGHT, "1330W1", awaits_shopper=True)  # the query brings no package
 
 
-def test_a_transfer_over_what_wechat_pay_pays_without_the_payees_name_is_refused_unsent() -> None:
+def test_a_transfer_of_two_thousand_yuan_names_the_payee_by_their_verified_name_and_a_smaller_one_names_none() -> None:
     wechat = FakeWechat()
-    with pytest.raises(PayoutFailed, match="several smaller withdrawals"):
-        payout(wechat).pay(payout_no="W1", user_id=1, amount_fen=200_000)
+    payout(wechat).pay(payout_no="W1", user_id=1, amount_fen=199_999)
+    payout(wechat).pay(payout_no="W2", user_id=1, amount_fen=200_000)
+
+    assert wechat.bills == [("W1", "o-alice", 199_999), ("W2", "o-alice", 200_000)]
+    assert wechat.names == [None, "张三"]
+
+
+def test_a_transfer_of_two_thousand_yuan_to_a_shopper_without_a_verified_name_is_refused_unsent() -> None:
+    wechat = FakeWechat()
+    with pytest.raises(PayoutFailed, match="not verified their identity"):
+        payout(wechat).pay(payout_no="W1", user_id=3, amount_fen=200_000)
     assert wechat.bills == []
 
 

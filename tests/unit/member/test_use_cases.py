@@ -321,18 +321,17 @@ def test_withdrawals_below_the_minimum_or_over_the_daily_maximum_are_refused(uow
         "WITHDRAWAL_TOO_SMALL", "WITHDRAWAL_DAILY_LIMIT", "PENDING_REVIEW")
 
 
-def test_a_single_withdrawal_over_what_a_nameless_wechat_transfer_pays_is_refused(uow: FakeMemberUnitOfWork) -> None:
-    fund(uow, ALICE, 500_000)
+def test_a_single_withdrawal_over_a_days_limit_is_refused_as_too_large(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 600_000)
 
     with pytest.raises(DomainError) as too_large:
-        service.request_withdrawal(uow, user_id=ALICE, amount_fen=200_000, idempotency_key="k1", now=NOW)
-    at_most = service.request_withdrawal(uow, user_id=ALICE, amount_fen=199_999, idempotency_key="k2", now=NOW)
+        service.request_withdrawal(uow, user_id=ALICE, amount_fen=500_001, idempotency_key="k1", now=NOW)
+    at_most = service.request_withdrawal(uow, user_id=ALICE, amount_fen=500_000, idempotency_key="k2", now=NOW)
 
     assert (too_large.value.code, too_large.value.kind, too_large.value.details) == (
-        "WITHDRAWAL_TOO_LARGE", ErrorKind.BUSINESS_RULE, {"max_fen": 199_999})
-    assert "several withdrawals" in too_large.value.message
-    assert (at_most.amount_fen, at_most.status) == (199_999, "PENDING_REVIEW")
-    assert balances(uow, ALICE) == (300_001, 199_999)
+        "WITHDRAWAL_TOO_LARGE", ErrorKind.BUSINESS_RULE, {"max_fen": 500_000})
+    assert (at_most.amount_fen, at_most.status) == (500_000, "PENDING_REVIEW")
+    assert balances(uow, ALICE) == (100_000, 500_000)
 
 
 def test_a_shopper_reads_their_own_withdrawal_and_never_anyone_elses(uow: FakeMemberUnitOfWork) -> None:

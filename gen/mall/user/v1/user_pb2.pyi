@@ -383,6 +383,18 @@ class WechatPayer(_message.Message):
     openid: str
     def __init__(self, appid: _Optional[str] = ..., openid: _Optional[str] = ...) -> None: ...
 
+class GetPayeeNameRequest(_message.Message):
+    __slots__ = ("user_id",)
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    def __init__(self, user_id: _Optional[int] = ...) -> None: ...
+
+class PayeeName(_message.Message):
+    __slots__ = ("real_name",)
+    REAL_NAME_FIELD_NUMBER: _ClassVar[int]
+    real_name: str
+    def __init__(self, real_name: _Optional[str] = ...) -> None: ...
+
 class ListHistoryRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -150,6 +150,11 @@ class UserServiceStub:
                 request_serializer=mall_dot_user_dot_v1_dot_user__pb2.GetWechatPayerRequest.SerializeToString,
                 response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.WechatPayer.FromString,
                 _registered_method=True)
+        self.GetPayeeName = channel.unary_unary(
+                '/mall.user.v1.UserService/GetPayeeName',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.GetPayeeNameRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.PayeeName.FromString,
+                _registered_method=True)
         self.ListHistory = channel.unary_unary(
                 '/mall.user.v1.UserService/ListHistory',
                 request_serializer=mall_dot_user_dot_v1_dot_user__pb2.ListHistoryRequest.SerializeToString,
@@ -338,6 +343,14 @@ class UserServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPayeeName(self, request, context):
+        """A verified user's real name, in clear, for the payee of a WeChat Pay transfer of 2,000 yuan or more: only the
+        member service calling as itself may ask (never a shopper's or staff member's token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListHistory(self, request, context):
         """The caller's browsing history (U8), kept from product-viewed events.
         """
@@ -490,6 +503,11 @@ def add_UserServiceServicer_to_server(servicer, server):
                     servicer.GetWechatPayer,
                     request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.GetWechatPayerRequest.FromString,
                     response_serializer=mall_dot_user_dot_v1_dot_user__pb2.WechatPayer.SerializeToString,
+            ),
+            'GetPayeeName': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPayeeName,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.GetPayeeNameRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.PayeeName.SerializeToString,
             ),
             'ListHistory': grpc.unary_unary_rpc_method_handler(
                     servicer.ListHistory,
@@ -1139,6 +1157,33 @@ class UserService:
             '/mall.user.v1.UserService/GetWechatPayer',
             mall_dot_user_dot_v1_dot_user__pb2.GetWechatPayerRequest.SerializeToString,
             mall_dot_user_dot_v1_dot_user__pb2.WechatPayer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPayeeName(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/GetPayeeName',
+            mall_dot_user_dot_v1_dot_user__pb2.GetPayeeNameRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.PayeeName.FromString,
             options,
             channel_credentials,
             insecure,
