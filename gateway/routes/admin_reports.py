@@ -12,7 +12,7 @@ from mall.analytics.v1 import analytics_pb2
 from mall.analytics.v1.analytics_pb2_grpc import AnalyticsServiceStub
 from pydantic import Field
 
-from gateway.api import Body, FileReply, Reply, operation, service
+from gateway.api import Body, FileReply, Page, PageQuery, Reply, operation, service
 from gateway.errors import ApiError
 from gateway.routes.admin import DAY, DAY_PATTERN
 from services.common.auth import REPORT_READERS, WALLET_REPORT_READERS, WALLET_REPORTS, report_readers
@@ -91,6 +91,17 @@ def create_report(body: ReportRequest) -> tuple[ReportOut, int]:
     reply = service(AnalyticsServiceStub).CreateReport(analytics_pb2.CreateReportRequest(
         kind=body.kind, format=body.format, from_date=body.from_, to_date=body.to))
     return ReportOut.from_proto(reply), 202
+
+
+@bp.get("/reports")
+@operation(summary="My export jobs, newest first", tag="admin", roles=REPORT_READERS, query=PageQuery,
+           responses={200: Page[ReportOut]},
+           description="The jobs the caller asked for (a closed console tab loses none), of the kinds they may still "
+                       "read; " + WALLET_KINDS_RULE)
+def list_reports(query: PageQuery) -> Page[ReportOut]:
+    reply = service(AnalyticsServiceStub).ListReports(analytics_pb2.ListReportsRequest(
+        offset=query.offset, limit=query.page_size))
+    return Page[ReportOut].of([ReportOut.from_proto(report) for report in reply.reports], query, reply.total)
 
 
 @bp.get("/reports/<id:report_id>")

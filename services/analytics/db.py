@@ -160,6 +160,7 @@ report_jobs = Table(
     CheckConstraint("first_day <= last_day", name="ck_report_jobs_period"),
     Index("ix_report_jobs_status", "status", "id"),
     Index("ix_report_jobs_finished", "status", "finished_at"),
+    Index("ix_report_jobs_requester", "requested_by", "id"),
 )
 
 # What `python -m services.analytics backup` copies: the raw events and everything built from them.
@@ -420,6 +421,16 @@ class SqlReportJobs:
     def under_way(self, requested_by: int) -> int:
         return self.session.execute(select(func.count()).select_from(report_jobs).where(
             report_jobs.c.requested_by == requested_by, report_jobs.c.status.in_((QUEUED, RUNNING)))).scalar_one()
+
+    def of_requester(self, requested_by: int, kinds: Sequence[str], *, offset: int,
+                     limit: int) -> tuple[list[ReportJob], int]:
+        """A page of the jobs `requested_by` asked for, of `kinds`, newest first (ix_report_jobs_requester), and
+        how many there are."""
+        mine = (report_jobs.c.requested_by == requested_by) & report_jobs.c.kind.in_(kinds)
+        rows = self.session.execute(select(report_jobs).where(mine).order_by(report_jobs.c.id.desc())
+                                    .offset(offset).limit(limit)).all()
+        total = self.session.execute(select(func.count()).select_from(report_jobs).where(mine)).scalar_one()
+        return [_job(row) for row in rows], total
 
     def get(self, job_id: int) -> ReportJob | None:
         row = self.session.execute(select(report_jobs).where(report_jobs.c.id == job_id)).first()

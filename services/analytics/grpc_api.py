@@ -14,6 +14,8 @@ from services.analytics.domain import Figures, FunnelSteps, ReportJob, Sales
 from services.analytics.uow import AnalyticsUnitOfWork
 from services.common.auth import REPORT_READERS, caller_var, report_readers, require_caller
 from services.common.events import timestamp
+from services.common.formats import REPORT_KINDS
+from services.common.grpc_server import page
 
 
 def figures_pb(figures: Figures) -> analytics_pb2.Figures:
@@ -117,6 +119,13 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         job = reports.get_report(self.uow(), request.id)
         require_caller(*report_readers(job.kind))  # whoever asked for it: a job's file is anyone's who may read it
         return report_pb(job)
+
+    def ListReports(self, request: analytics_pb2.ListReportsRequest,
+                    context: grpc.ServicerContext) -> analytics_pb2.ListReportsResponse:
+        caller = require_caller(*REPORT_READERS)
+        kinds = [kind for kind in REPORT_KINDS if caller.has_any_role(*report_readers(kind))]
+        jobs, total = reports.list_reports(self.uow(), requested_by=caller.user_id, kinds=kinds, **page(request))
+        return analytics_pb2.ListReportsResponse(reports=[report_pb(job) for job in jobs], total=total)
 
     def GetReportChunk(self, request: analytics_pb2.GetReportChunkRequest,
                        context: grpc.ServicerContext) -> analytics_pb2.GetReportChunkResponse:

@@ -18,7 +18,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -273,6 +273,15 @@ def create_report(uow: AnalyticsUnitOfWork, *, kind: str, format: str, from_date
         job = uow.reports.add(kind=kind, format=format, period=period, requested_by=requested_by, now=utcnow())
         uow.commit()
     return job
+
+
+def list_reports(uow: AnalyticsUnitOfWork, *, requested_by: int, kinds: Sequence[str], offset: int,
+                 limit: int) -> tuple[list[ReportJob], int]:
+    """The jobs `requested_by` asked for, of `kinds` (those they may read), newest first, and how many."""
+    with uow:
+        found = uow.reports.of_requester(requested_by, kinds, offset=offset, limit=limit)
+        uow.commit()
+    return found
 
 
 def get_report(uow: AnalyticsUnitOfWork, job_id: int) -> ReportJob:

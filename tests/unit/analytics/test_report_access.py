@@ -79,3 +79,46 @@ def test_an_operator_exports_the_orders_ledger_as_they_read_any_order(servicer: 
         kind="orders", format="csv", from_date="2026-11-20", to_date="2026-11-21"), None)
 
     assert servicer.GetReport(analytics_pb2.GetReportRequest(id=job.id), None).kind == "orders"  # type: ignore[arg-type]
+
+
+def listed(servicer: AnalyticsServicer, offset: int = 0, limit: int = 0) -> tuple[list[tuple[int, str]], int]:
+    reply = servicer.ListReports(analytics_pb2.ListReportsRequest(offset=offset, limit=limit), None)  # type: ignore[arg-type]
+    return [(report.id, report.kind) for report in reply.reports], reply.total
+
+
+def as_user(user_id: int, role: str) -> None:
+    caller_var.set(Caller(user_id=user_id, roles=frozenset({role}), token_id=f"{user_id}{role}"))
+
+
+def test_each_staff_member_lists_their_own_jobs_newest_first_of_the_kinds_they_may_still_read(
+        servicer: AnalyticsServicer) -> None:
+    token = caller_var.set(None)
+    try:
+        as_user(40, "finance")
+        money = servicer.CreateReport(MONEY, None).id  # type: ignore[arg-type]
+        daily = [servicer.CreateReport(analytics_pb2.CreateReportRequest(  # type: ignore[arg-type]
+            kind="daily", format="csv", from_date="2026-11-20", to_date="2026-11-21"), None).id for _ in range(3)]
+        as_user(41, "operator")
+        theirs = servicer.CreateReport(analytics_pb2.CreateReportRequest(  # type: ignore[arg-type]
+            kind="orders", format="xlsx", from_date="2026-11-20", to_date="2026-11-21"), None).id
+
+        as_user(40, "finance")
+        finance_sees, second_page = listed(servicer), listed(servicer, offset=2, limit=2)
+        as_user(41, "operator")
+        operator_sees = listed(servicer)
+        as_user(40, "operator")  # finance's member moved to operations: their money export is no longer theirs to read
+        moved_sees = listed(servicer)
+    finally:
+        caller_var.reset(token)
+
+    assert finance_sees == ([(daily[2], "daily"), (daily[1], "daily"), (daily[0], "daily"), (money, "money")], 4)
+    assert second_page == ([(daily[0], "daily"), (money, "money")], 4)
+    assert operator_sees == ([(theirs, "orders")], 1)
+    assert moved_sees == ([(job, "daily") for job in reversed(daily)], 3)
+
+
+def test_a_shopper_lists_no_reports(servicer: AnalyticsServicer, as_role) -> None:
+    as_role("")
+
+    with pytest.raises(Forbidden):
+        listed(servicer)

@@ -29,12 +29,26 @@ def done_report(**changes: object) -> analytics_pb2.Report:
 
 
 @pytest.mark.parametrize(("method", "path"), [("post", "/api/v1/admin/reports"), ("get", "/api/v1/admin/reports/7"),
-                                              ("get", "/api/v1/admin/reports/7/file")])
+                                              ("get", "/api/v1/admin/reports/7/file"), ("get", "/api/v1/admin/reports")])
 def test_a_shopper_is_forbidden_exports(client: FlaskClient, bearer, clients, method: str, path: str) -> None:
     response = getattr(client, method)(path, json=BODY if method == "post" else None, headers=bearer(roles=""))
 
-    calls = [getattr(clients.analytics, rpc).calls for rpc in ("CreateReport", "GetReport", "GetReportChunk")]
-    assert (response.status_code, response.get_json()["error"]["code"], calls) == (403, "FORBIDDEN", [[], [], []])
+    calls = [getattr(clients.analytics, rpc).calls
+             for rpc in ("CreateReport", "GetReport", "GetReportChunk", "ListReports")]
+    assert (response.status_code, response.get_json()["error"]["code"], calls) == (403, "FORBIDDEN", [[], [], [], []])
+
+
+def test_staff_list_their_export_jobs_a_page_at_a_time(client: FlaskClient, bearer, clients) -> None:
+    clients.analytics.ListReports.reply = analytics_pb2.ListReportsResponse(
+        reports=[done_report(id=9), done_report(id=8, status="queued", percent=0)], total=12)
+
+    response = client.get("/api/v1/admin/reports?page=2&page_size=2", headers=bearer(roles="finance"))
+
+    body = response.get_json()
+    assert clients.analytics.ListReports.calls[0].message == analytics_pb2.ListReportsRequest(offset=2, limit=2)
+    assert (response.status_code, body["page"], body["page_size"], body["total"]) == (200, 2, 2, 12)
+    assert [(item["id"], item["status"], item["file_url"]) for item in body["items"]] == [
+        (9, "done", "/api/v1/admin/reports/9/file"), (8, "queued", None)]
 
 
 def test_an_operator_queues_an_export_and_gets_the_job(client: FlaskClient, bearer, clients) -> None:

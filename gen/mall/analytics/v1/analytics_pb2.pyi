@@ -313,6 +313,22 @@ class GetReportRequest(_message.Message):
     id: int
     def __init__(self, id: _Optional[int] = ...) -> None: ...
 
+class ListReportsRequest(_message.Message):
+    __slots__ = ("offset", "limit")
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    offset: int
+    limit: int
+    def __init__(self, offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListReportsResponse(_message.Message):
+    __slots__ = ("reports", "total")
+    REPORTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    reports: _containers.RepeatedCompositeFieldContainer[Report]
+    total: int
+    def __init__(self, reports: _Optional[_Iterable[_Union[Report, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
+
 class GetReportChunkRequest(_message.Message):
     __slots__ = ("id", "offset")
     ID_FIELD_NUMBER: _ClassVar[int]

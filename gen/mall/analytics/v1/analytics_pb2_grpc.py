@@ -75,6 +75,11 @@ class AnalyticsServiceStub:
                 request_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetReportRequest.SerializeToString,
                 response_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.Report.FromString,
                 _registered_method=True)
+        self.ListReports = channel.unary_unary(
+                '/mall.analytics.v1.AnalyticsService/ListReports',
+                request_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.ListReportsRequest.SerializeToString,
+                response_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.ListReportsResponse.FromString,
+                _registered_method=True)
         self.GetReportChunk = channel.unary_unary(
                 '/mall.analytics.v1.AnalyticsService/GetReportChunk',
                 request_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetReportChunkRequest.SerializeToString,
@@ -136,6 +141,13 @@ class AnalyticsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListReports(self, request, context):
+        """The caller's own export jobs, newest first (those of kinds the caller may still read).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetReportChunk(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -184,6 +196,11 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
                     servicer.GetReport,
                     request_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.GetReportRequest.FromString,
                     response_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.Report.SerializeToString,
+            ),
+            'ListReports': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReports,
+                    request_deserializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.ListReportsRequest.FromString,
+                    response_serializer=mall_dot_analytics_dot_v1_dot_analytics__pb2.ListReportsResponse.SerializeToString,
             ),
             'GetReportChunk': grpc.unary_unary_rpc_method_handler(
                     servicer.GetReportChunk,
@@ -408,6 +425,33 @@ class AnalyticsService:
             '/mall.analytics.v1.AnalyticsService/GetReport',
             mall_dot_analytics_dot_v1_dot_analytics__pb2.GetReportRequest.SerializeToString,
             mall_dot_analytics_dot_v1_dot_analytics__pb2.Report.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReports(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.analytics.v1.AnalyticsService/ListReports',
+            mall_dot_analytics_dot_v1_dot_analytics__pb2.ListReportsRequest.SerializeToString,
+            mall_dot_analytics_dot_v1_dot_analytics__pb2.ListReportsResponse.FromString,
             options,
             channel_credentials,
             insecure,
