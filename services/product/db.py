@@ -600,6 +600,9 @@ class SqlDeliveryRepository:
         return before
 
 
+NEWEST_REVIEWS_FIRST = (reviews.c.created_at.desc(), reviews.c.id.desc())
+
+
 class SqlReviewRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -639,14 +642,16 @@ class SqlReviewRepository:
                                                            column > 0).values({column.name: column - 1}))
 
     def of_product(self, product_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
-        return self._page(and_(reviews.c.product_id == product_id, reviews.c.hidden.is_(False)), offset, limit)
+        """A page of the product's visible reviews, newest first; the total is its rating summary's count (kept with
+        every review and hide), not a COUNT over a best-seller's hundreds of thousands of reviews on each view."""
+        found = self.session.execute(
+            select(Review).where(reviews.c.product_id == product_id, reviews.c.hidden.is_(False))
+            .order_by(*NEWEST_REVIEWS_FIRST).offset(offset).limit(limit)).scalars()
+        return list(found), self.summary(product_id).count
 
     def of_user(self, user_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
-        return self._page(reviews.c.user_id == user_id, offset, limit)
-
-    def _page(self, condition: Any, offset: int, limit: int) -> tuple[list[Review], int]:
-        newest_first = [reviews.c.created_at.desc(), reviews.c.id.desc()]
-        return counted_page(self.session, Review, reviews, [condition], newest_first, offset, limit)
+        return counted_page(self.session, Review, reviews, [reviews.c.user_id == user_id], NEWEST_REVIEWS_FIRST,
+                            offset, limit)
 
     def summary(self, product_id: int) -> RatingSummary:
         row = self.session.execute(select(*(product_ratings.c[f"stars_{n}"] for n in RATINGS))
