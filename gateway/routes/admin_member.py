@@ -12,7 +12,7 @@ from mall.member.v1 import member_pb2 as pb
 from mall.member.v1.member_pb2_grpc import MemberServiceStub
 from pydantic import Field
 
-from gateway.api import Body, Id, Page, PageQuery, Reply, ShopTime, operation, service
+from gateway.api import Body, Id, Page, PageQuery, Query, Reply, ShopTime, operation, service
 from gateway.routes.member import MAX_FEN, CouponTemplateOut, LedgerEntryOut, MemberOut, WithdrawalOut, moment
 from services.common.auth import MEMBER_READERS, TEMPLATE_APPROVERS, TEMPLATE_EDITORS, TEMPLATE_READERS, Role
 
@@ -92,11 +92,19 @@ class Mismatch(Reply):
     entries_sum: int = Field(description="the sum of the account's entries, in the account's unit (fen or points)")
 
 
+class LedgerAuditQuery(Query):
+    after_account_id: int = Field(0, ge=0, description="check the accounts after this one (0: from the first)")
+    limit: int = Field(10_000, ge=1, le=10_000, description="accounts to check")
+
+
 class LedgerAudit(Reply):
-    """Every ledger account recomputed from its entries."""
+    """A range of ledger accounts recomputed from their entries; ask again from `next_after_account_id` until it is
+    null to check them all."""
 
     accounts_checked: int
     mismatches: list[Mismatch]
+    next_after_account_id: int | None = Field(description="where the next range starts; null once every account "
+                                                          "has been checked")
 
 
 class StaffMemberOut(MemberOut):
@@ -217,10 +225,12 @@ def list_withdrawals(query: WithdrawalsQuery) -> Page[WithdrawalOut]:
 
 
 @bp.get("/ledger-audit")
-@operation(summary="Recompute every ledger account from its entries and list mismatches", tag="admin",
-           roles=(Role.FINANCE, Role.ADMIN), responses={200: LedgerAudit})
-def ledger_audit() -> LedgerAudit:
-    reply = service(MemberServiceStub).CheckLedgers(pb.CheckLedgersRequest())
+@operation(summary="Recompute a range of ledger accounts from their entries and list mismatches", tag="admin",
+           roles=(Role.FINANCE, Role.ADMIN), query=LedgerAuditQuery, responses={200: LedgerAudit})
+def ledger_audit(query: LedgerAuditQuery) -> LedgerAudit:
+    reply = service(MemberServiceStub).CheckLedgers(pb.CheckLedgersRequest(
+        after_account_id=query.after_account_id, limit=query.limit))
     return LedgerAudit(accounts_checked=reply.accounts_checked, mismatches=[
         Mismatch(account_id=m.account_id, user_id=m.user_id, account=m.account, balance=m.balance,
-                 entries_sum=m.entries_sum) for m in reply.mismatches])
+                 entries_sum=m.entries_sum) for m in reply.mismatches],
+                       next_after_account_id=reply.next_after_account_id or None)

@@ -48,6 +48,7 @@ from services.member.domain import (
     ExpiredCouponLock,
     HoldStatus,
     InsufficientFunds,
+    LedgerCheck,
     LedgerEntry,
     Leg,
     Member,
@@ -460,15 +461,16 @@ class SqlLedgerRepository:
             .where(*where).order_by(ledger_entries.c.id.desc()).offset(offset).limit(limit)).all()
         return [LedgerEntry(**row._mapping) for row in rows], total
 
-    def check(self) -> tuple[int, list[Mismatch]]:
-        sums = (select(ledger_entries.c.account_id, integer_sum(ledger_entries.c.amount).label("total"))
-                .group_by(ledger_entries.c.account_id).subquery())
+    def check(self, *, after_account_id: int = 0, limit: int | None = None) -> LedgerCheck:
+        # Each account's entries summed through ix_ledger_entries_account_id: a range of accounts reads only theirs.
+        total = (select(func.coalesce(integer_sum(ledger_entries.c.amount), 0))
+                 .where(ledger_entries.c.account_id == ledger_accounts.c.id).scalar_subquery())
         rows = self.session.execute(
             select(ledger_accounts.c.id, ledger_accounts.c.user_id, ledger_accounts.c.account,
-                   ledger_accounts.c.balance, func.coalesce(sums.c.total, 0).label("total"))
-            .outerjoin(sums, sums.c.account_id == ledger_accounts.c.id).order_by(ledger_accounts.c.id)).all()
-        return len(rows), [Mismatch(row.id, row.user_id, row.account, row.balance, row.total)
-                           for row in rows if row.balance != row.total]
+                   ledger_accounts.c.balance, total.label("total"))
+            .where(ledger_accounts.c.id > after_account_id).order_by(ledger_accounts.c.id).limit(limit)).all()
+        return LedgerCheck(len(rows), [Mismatch(row.id, row.user_id, row.account, row.balance, row.total)
+                                       for row in rows if row.balance != row.total], rows[-1].id if rows else 0)
 
 
 class SqlPointsRepository:

@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from services.common.auth import refuse_own
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
@@ -280,6 +281,15 @@ class Mismatch:
     account: str
     balance: int
     entries_sum: int
+
+
+class LedgerCheck(NamedTuple):
+    """Ledger accounts recomputed from their entries: how many, those whose balance differs, and the last account id
+    checked (where the next range starts; 0 when there was none)."""
+
+    checked: int
+    mismatches: list[Mismatch]
+    last_account_id: int
 
 
 # ---------------------------------------------------------------- points

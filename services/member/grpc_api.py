@@ -97,10 +97,12 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
 
     def CheckLedgers(self, request: pb.CheckLedgersRequest, context: grpc.ServicerContext) -> pb.CheckLedgersResponse:
         require_caller(Role.FINANCE, Role.ADMIN)
-        checked, mismatches = service.check_ledgers(self.uow())
-        return pb.CheckLedgersResponse(accounts_checked=checked, mismatches=[
+        limit = request.limit or service.LEDGER_CHECK_MAX_ACCOUNTS
+        checked = service.check_ledgers(self.uow(), after_account_id=request.after_account_id, limit=limit)
+        return pb.CheckLedgersResponse(accounts_checked=checked.checked, mismatches=[
             pb.LedgerMismatch(account_id=m.account_id, user_id=m.user_id, account=m.account, balance=m.balance,
-                              entries_sum=m.entries_sum) for m in mismatches])
+                              entries_sum=m.entries_sum) for m in checked.mismatches],
+            next_after_account_id=checked.last_account_id if checked.checked == limit else 0)
 
     # points
 

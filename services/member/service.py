@@ -47,12 +47,12 @@ from services.member.domain import (
     CouponTemplate,
     ExpiredCouponLock,
     HoldStatus,
+    LedgerCheck,
     LedgerEntry,
     Leg,
     Member,
     MemberLookup,
     MemberSummary,
-    Mismatch,
     OrderCredit,
     OrderLine,
     PendingReversal,
@@ -226,10 +226,18 @@ def points_entries(uow: MemberUnitOfWork, *, user_id: int, offset: int, limit: i
         return uow.ledger.entries(user_id, POINTS_ACCOUNTS, offset, limit)
 
 
-def check_ledgers(uow: MemberUnitOfWork) -> tuple[int, list[Mismatch]]:
-    """Recompute every account from its entries; the accounts whose balance differs."""
+LEDGER_CHECK_MAX_ACCOUNTS = 10_000  # accounts one audit call recomputes at most: ~60,000 entries, well within a call
+
+
+def check_ledgers(uow: MemberUnitOfWork, *, after_account_id: int = 0,
+                  limit: int = LEDGER_CHECK_MAX_ACCOUNTS) -> LedgerCheck:
+    """Recompute the next `limit` accounts after `after_account_id` from their entries: the whole ledger is checked
+    a range at a time (one statement over millions of entries outlives any call's deadline)."""
+    if not 1 <= limit <= LEDGER_CHECK_MAX_ACCOUNTS or after_account_id < 0:
+        raise InvalidInput("PAGE_INVALID", f"limit is 1-{LEDGER_CHECK_MAX_ACCOUNTS} and after_account_id not "
+                           "negative", details={"limit": f"1-{LEDGER_CHECK_MAX_ACCOUNTS}"})
     with uow:
-        return uow.ledger.check()
+        return uow.ledger.check(after_account_id=after_account_id, limit=limit)
 
 
 # ---------------------------------------------------------------- points

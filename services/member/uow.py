@@ -10,10 +10,10 @@ from services.member.domain import (
     Coupon,
     CouponTemplate,
     ExpiredCouponLock,
+    LedgerCheck,
     LedgerEntry,
     Member,
     MemberLookup,
-    Mismatch,
     OrderCredit,
     PendingReversal,
     PointsHold,
@@ -67,8 +67,8 @@ class LedgerRepository(Protocol):
     def entries(self, user_id: int, accounts: tuple[str, ...], offset: int, limit: int) -> tuple[list[LedgerEntry], int]:
         """The user's entries on `accounts`, newest first, and how many there are."""
 
-    def check(self) -> tuple[int, list[Mismatch]]:
-        """(accounts checked, accounts whose balance differs from the sum of their entries)."""
+    def check(self, *, after_account_id: int = 0, limit: int | None = None) -> LedgerCheck:
+        """The accounts after `after_account_id` (at most `limit`, by id; every one when None) recomputed."""
 
 
 class PointsRepository(Protocol):

@@ -383,8 +383,32 @@ def test_the_ledger_audit_finds_every_account_consistent_and_is_finance_only(stu
     shopper = code_of(lambda: stub.CheckLedgers(pb.CheckLedgersRequest(), metadata=as_user(ALICE), timeout=10))
 
     # the platform's clearing account and Alice's wallet: bonus (empty), available, pending
-    assert (audit.accounts_checked, list(audit.mismatches), shopper) == (
-        4, [], (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN"))
+    assert (audit.accounts_checked, list(audit.mismatches), audit.next_after_account_id, shopper) == (
+        4, [], 0, (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN"))
+
+
+def test_the_ledger_audit_checks_a_range_of_accounts_at_a_time_to_the_end(stub, uow, as_user, engine) -> None:  # type: ignore[no-untyped-def]
+    fund(uow, ALICE, 10_000)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE ledger_accounts SET balance = balance + 1 WHERE user_id = :u AND account = "
+                          "'available'"), {"u": ALICE})
+        ids = conn.execute(text("SELECT id FROM ledger_accounts ORDER BY id")).scalars().all()
+    ranges, after = [], 0
+    while True:
+        audit = stub.CheckLedgers(pb.CheckLedgersRequest(after_account_id=after, limit=2),
+                                  metadata=as_user(FINANCE, "finance"), timeout=10)
+        ranges.append((audit.accounts_checked, [m.account for m in audit.mismatches], audit.next_after_account_id))
+        if not audit.next_after_account_id:
+            break
+        after = audit.next_after_account_id
+    too_many = code_of(lambda: stub.CheckLedgers(pb.CheckLedgersRequest(limit=10_001),
+                                                 metadata=as_user(FINANCE, "finance"), timeout=10))
+
+    assert len(ids) == 4  # the platform's clearing account and Alice's wallet: bonus, available, pending
+    assert [checked for checked, _, _ in ranges] == [2, 2, 0]
+    assert [mismatched for _, mismatched, _ in ranges if mismatched] == [["available"]]
+    assert ranges[0][2] == ids[1] and ranges[-1][2] == 0
+    assert too_many == (grpc.StatusCode.INVALID_ARGUMENT, "PAGE_INVALID")
 
 
 def test_the_audit_reports_a_balance_that_differs_from_its_entries(stub, uow, as_user, engine) -> None:  # type: ignore[no-untyped-def]

@@ -145,7 +145,7 @@ def test_a_transfer_that_fails_in_flight_gives_the_amount_back_once(withdrawing:
     assert sorted(ended) == [0, 0, 0, 1]
     assert withdrawing.state() == ("FAILED", 10_000, 0, -10_000, 0)
     with withdrawing.uow() as tx:
-        _, mismatches = tx.ledger.check()
+        mismatches = tx.ledger.check().mismatches
     assert mismatches == []  # every balance still equals the sum of its entries
 
 

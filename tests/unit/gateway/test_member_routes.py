@@ -187,14 +187,22 @@ def test_a_shopper_cannot_create_coupon_templates_or_audit_the_ledger(client: Fl
     assert (audit.status_code, create.status_code, clients.member.CheckLedgers.calls) == (403, 403, [])
 
 
-def test_the_ledger_audit_lists_mismatches_for_finance(client: FlaskClient, clients, bearer: Callable) -> None:
+def test_the_ledger_audit_lists_mismatches_for_finance_a_range_at_a_time(client: FlaskClient, clients,
+                                                                         bearer: Callable) -> None:
     clients.member.CheckLedgers.reply = pb.CheckLedgersResponse(accounts_checked=9, mismatches=[pb.LedgerMismatch(
-        account_id=4, user_id=101, account="available", balance=10_001, entries_sum=10_000)])
+        account_id=4, user_id=101, account="available", balance=10_001, entries_sum=10_000)],
+        next_after_account_id=12)
 
-    response = client.get("/api/v1/admin/ledger-audit", headers=bearer("finance"))
+    response = client.get("/api/v1/admin/ledger-audit?after_account_id=3&limit=9", headers=bearer("finance"))
+    clients.member.CheckLedgers.reply = pb.CheckLedgersResponse(accounts_checked=2)
+    last = client.get("/api/v1/admin/ledger-audit?after_account_id=12", headers=bearer("finance"))
 
+    assert [call.message for call in clients.member.CheckLedgers.calls] == [
+        pb.CheckLedgersRequest(after_account_id=3, limit=9), pb.CheckLedgersRequest(after_account_id=12, limit=10_000)]
     assert response.get_json() == {"accounts_checked": 9, "mismatches": [{
-        "account_id": 4, "user_id": 101, "account": "available", "balance": 10_001, "entries_sum": 10_000}]}
+        "account_id": 4, "user_id": 101, "account": "available", "balance": 10_001, "entries_sum": 10_000}],
+        "next_after_account_id": 12}
+    assert last.get_json() == {"accounts_checked": 2, "mismatches": [], "next_after_account_id": None}
 
 
 def test_another_users_coupon_claim_error_passes_through_as_its_status(client: FlaskClient, clients,

@@ -17,6 +17,7 @@ from services.member.domain import (
     ExpiredCouponLock,
     HoldStatus,
     InsufficientFunds,
+    LedgerCheck,
     LedgerEntry,
     Member,
     MemberLookup,
@@ -108,11 +109,14 @@ class FakeLedgerRepository:
                        key=lambda entry: -entry.id)
         return found[offset:offset + limit], len(found)
 
-    def check(self) -> tuple[int, list[Mismatch]]:
-        mismatches = [Mismatch(0, user_id, account, balance, sum(e.amount for e in self.entries_of[user_id, account]))
-                      for (user_id, account), balance in self.balances.items()
+    def check(self, *, after_account_id: int = 0, limit: int | None = None) -> LedgerCheck:
+        """Accounts numbered as they were opened (1, 2, ...)."""
+        numbered = list(enumerate(self.balances.items(), start=1))[after_account_id:]
+        checked = numbered[:limit] if limit is not None else numbered
+        mismatches = [Mismatch(n, user_id, account, balance, sum(e.amount for e in self.entries_of[user_id, account]))
+                      for n, ((user_id, account), balance) in checked
                       if balance != sum(e.amount for e in self.entries_of[user_id, account])]
-        return len(self.balances), mismatches
+        return LedgerCheck(len(checked), mismatches, checked[-1][0] if checked else 0)
 
 
 class FakePointsRepository:

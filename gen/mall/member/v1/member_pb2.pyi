@@ -180,8 +180,12 @@ class ListEntriesResponse(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[LedgerEntry, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class CheckLedgersRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("after_account_id", "limit")
+    AFTER_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    after_account_id: int
+    limit: int
+    def __init__(self, after_account_id: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class LedgerMismatch(_message.Message):
     __slots__ = ("account_id", "user_id", "account", "balance", "entries_sum")
@@ -198,12 +202,14 @@ class LedgerMismatch(_message.Message):
     def __init__(self, account_id: _Optional[int] = ..., user_id: _Optional[int] = ..., account: _Optional[str] = ..., balance: _Optional[int] = ..., entries_sum: _Optional[int] = ...) -> None: ...
 
 class CheckLedgersResponse(_message.Message):
-    __slots__ = ("accounts_checked", "mismatches")
+    __slots__ = ("accounts_checked", "mismatches", "next_after_account_id")
     ACCOUNTS_CHECKED_FIELD_NUMBER: _ClassVar[int]
     MISMATCHES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AFTER_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     accounts_checked: int
     mismatches: _containers.RepeatedCompositeFieldContainer[LedgerMismatch]
-    def __init__(self, accounts_checked: _Optional[int] = ..., mismatches: _Optional[_Iterable[_Union[LedgerMismatch, _Mapping]]] = ...) -> None: ...
+    next_after_account_id: int
+    def __init__(self, accounts_checked: _Optional[int] = ..., mismatches: _Optional[_Iterable[_Union[LedgerMismatch, _Mapping]]] = ..., next_after_account_id: _Optional[int] = ...) -> None: ...
 
 class QuotePointsRequest(_message.Message):
     __slots__ = ("points", "payable_fen")
