@@ -583,8 +583,9 @@ class FakeWalletReviewRepository:
 
 
 class FakeAfterSaleRepository:
-    def __init__(self) -> None:
+    def __init__(self, refund_nos: Callable[[], set[str]] = set) -> None:
         self.cases: list[AfterSale] = []
+        self.refund_nos = refund_nos  # the numbers of the refunds started: the join with refunds
 
     def add(self, case: AfterSale) -> None:
         if {line.line_id for c in self.cases for line in c.lines if line.open} & {line.line_id for line in case.lines}:
@@ -608,6 +609,12 @@ class FakeAfterSaleRepository:
     def lock_awaiting_return_before(self, before: datetime, limit: int) -> list[AfterSale]:
         due = [case for case in self.cases if case.status == "AWAITING_RETURN" and case.updated_at <= before]
         return sorted(due, key=lambda case: case.updated_at)[:limit]
+
+    def refunding_unstarted_before(self, before: datetime, after_id: int, limit: int) -> list[tuple[int, str]]:
+        started = self.refund_nos()
+        return [(case.id or 0, case.case_no) for case in sorted(self.cases, key=lambda case: case.id or 0)
+                if case.status == "REFUNDING" and case.refund_no and case.refund_no not in started
+                and case.updated_at <= before and (case.id or 0) > after_id][:limit]
 
     def search(self, search: CaseSearch) -> tuple[list[AfterSale], int]:
         found = [case for case in self.cases
@@ -752,7 +759,7 @@ class FakeOrderUnitOfWork(FakeUnitOfWork, OrderUnitOfWork):
     def __init__(self) -> None:
         super().__init__()
         self.carts = FakeCartRepository()
-        self.after_sales = FakeAfterSaleRepository()
+        self.after_sales = FakeAfterSaleRepository(lambda: {refund.refund_no for refund in self.refunds.refunds})
         self.orders = FakeOrderRepository(lambda: self.after_sales.cases)
         self.refunds = FakeRefundRepository(lambda: {order.id or 0: order.order_no for order in self.orders.orders},
                                             lambda: {order.id or 0: order.history for order in self.orders.orders})

@@ -101,7 +101,9 @@ def refund_reconciliation(uow: Callable[[], OrderUnitOfWork], payments: refunds.
     refund call that got no answer) still ends. One round per interval asks, whichever replica's timer starts it
     (the others skip theirs); settling is once per refund under its row lock. Wallet refunds are asked of the member service again as the order service itself. A WeChat Pay
     refund PENDING for `stuck_seconds` that WeChat Pay never got and refuses when sent again becomes ABNORMAL. The round
-    also marks closed refunds an order pod before migration 0017 recorded paid after close (`refunds.mark_noted_refund`)."""
+    also marks closed refunds an order pod before migration 0017 recorded paid after close (`refunds.mark_noted_refund`),
+    and starts the refund of after-sales cases REFUNDING for `settle_seconds` without one (the process died between the
+    case's step and its refund: `aftersales.start_unstarted_refunds`)."""
     return every(interval_seconds, "refund reconciliation",
                  lambda: refunds.reconcile_refunds(uow, payments, members, settle_seconds=settle_seconds,
                                                    stuck_seconds=stuck_seconds, interval_seconds=interval_seconds,
@@ -169,7 +171,7 @@ def build_app(base: ServiceSettings) -> ServiceApp:
             "refund-reconciliation": refund_reconciliation(uow, refund_payments, members,
                                                            settings.refund_reconcile_seconds,
                                                            settings.refund_settle_seconds,
-                                                           settings.refund_stuck_seconds, budget(3, sweeps=2)),
+                                                           settings.refund_stuck_seconds, budget(3, sweeps=3)),
             "wallet-reconciliation": wallet_reconciliation(uow, members, settings.reconcile_seconds,
                                                            settings.wallet_settle_seconds),
             "abnormal-refunds": abnormal_refunds(uow, settings.refund_reconcile_seconds,

@@ -50,8 +50,9 @@ units / quantity, floored, and the line's last units take what is left, so refun
 exactly the goods paid.
 The refund runs through the refund engine (`Refunder`, source "after_sale:<id>") under a number the case records
 in the transaction that makes it REFUNDING (`AfterSale.apply`), so a refund interrupted before it started (the
-process died after that commit) is started by a retry under that number, and never twice (the engine starts one
-refund per number under the order's row lock). When it settles, the
+process died after that commit, or an unexpected error hit) is started under that number by the refund job once the
+case has been REFUNDING its settle time (`start_unstarted_refunds`), or by staff's retry sooner, and never twice (the
+engine starts one refund per number under the order's row lock). When it settles, the
 engine's SETTLED_LISTENERS["after_sale"] (`refund_settled`) moves the case to REFUNDED (or REFUND_FAILED, or
 REFUND_ABNORMAL while WeChat Pay holds an ABNORMAL refund). Units paid 0 fen get a 0-fen refund that settles at
 once without a channel: the case goes REFUNDED with `refunds.NOTHING_PAID` in its history.
@@ -70,6 +71,7 @@ from services.common import formats
 from services.common.auth import refuse_own
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.common.uow import RoundBudget, each_page
 from services.order import refunds
 from services.order.domain import (
     Order,
@@ -562,6 +564,32 @@ def retry_refund(uow: Uow, refunder: Refunder, *, case_id: int, actor: str, now:
         case.apply("retry", actor=actor, now=now, reason="refund again")
     case = _step(uow(), case_id, again)
     return _refund(uow, refunder, case, actor=actor, now=now)
+
+
+def start_unstarted_refunds(uow: Uow, refunder: Refunder, *, before: datetime, now: datetime, batch: int = 50,
+                            budget: RoundBudget | None = None) -> int:
+    """The refund job's repair (`refunds.reconcile_refunds`): start the refund of every case REFUNDING since `before`
+    or earlier whose refund never started (the process died, or an error other than a DomainError hit, between the
+    step that made it REFUNDING, an approval, a receipt or a retry, and `_refund`). Nothing else would: the job's other
+    sweeps read refunds, and approving again is a 409. It starts as `_refund` starts it, under the number the case
+    recorded, so never twice, whoever starts it meanwhile (`refunds.start_refund` finds one started under that number,
+    under the order's row lock); one that cannot start makes the case REFUND_FAILED, for staff. Page after page of
+    `batch` (`each_page`, its `budget`); how many it started."""
+    def start(key: tuple[int, str]) -> int:
+        case = get_case(uow(), user_id=None, case_id=key[0])
+        if case.status != C.REFUNDING or refunder.started(uow(), refund_no=case.refund_no):
+            return 0  # moved on since its page was read
+        log.warning("after-sales case %s has been REFUNDING since %s without its refund %s: starting it", case.case_no,
+                    case.updated_at.isoformat(), case.refund_no)
+        try:
+            _refund(uow, refunder, case, actor="reconciliation", now=now)
+        except DomainError as exc:
+            log.warning("after-sales case %s: its refund %s could not start (%s): REFUND_FAILED, for staff",
+                        case.case_no, case.refund_no, exc.code)
+            return 0
+        return 1
+    return each_page(uow, lambda tx, after: tx.after_sales.refunding_unstarted_before(before, after[0], batch),
+                     (0, ""), batch, start, what="after-sales case", budget=budget)
 
 
 def _refund(uow: Uow, refunder: Refunder, case: AfterSale, *, actor: str, now: datetime) -> AfterSale:

@@ -556,6 +556,19 @@ class SqlAfterSaleRepository:
                                                        after_sales.c.updated_at <= before),
                          after_sales.c.updated_at, limit)
 
+    def refunding_unstarted_before(self, before: datetime, after_id: int, limit: int) -> list[tuple[int, str]]:
+        # updated_at is when the case went REFUNDING (starting its refund records only the number). REFUNDING cases are
+        # those whose refund is under way, a handful (ix_after_sales_status_created's status); refunds' unique
+        # refund_no index answers each NOT EXISTS. No number (a case of a release before numbers were recorded first)
+        # is left to staff: starting it would take a new number, not idempotent.
+        started = select(refunds.c.id).where(refunds.c.refund_no == after_sales.c.refund_no)
+        rows = self.session.execute(
+            select(after_sales.c.id, after_sales.c.case_no).where(
+                after_sales.c.status == "REFUNDING", after_sales.c.refund_no != "", after_sales.c.updated_at <= before,
+                after_sales.c.id > after_id, ~started.exists())
+            .order_by(after_sales.c.id).limit(limit))
+        return [(row.id, row.case_no) for row in rows]
+
     def for_order(self, order_id: int) -> list[AfterSale]:
         return list(self.session.execute(select(AfterSale).where(after_sales.c.order_id == order_id)
                                          .order_by(after_sales.c.id)).scalars())

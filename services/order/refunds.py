@@ -855,7 +855,11 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
     every CLOSED refund ever, each against its order's history, every round): old pods run only during a rollout, and
     the README's SQL check finds any older one.
 
-    With a `budget` (the job's, started by its timer) each of the two sweeps stops between refunds once it is spent
+    Last, it starts the refund of every after-sales case REFUNDING for over `settle_seconds` whose refund never
+    started (the process died, or an unexpected error hit, between the case's step and its refund: nothing else would
+    start it), under the number the case recorded (`aftersales.start_unstarted_refunds`).
+
+    With a `budget` (the job's, started by its timer) each of the three sweeps stops between refunds once it is spent
     and the next round goes on after the last one handled (a refund still PENDING stays due)."""
     now = now or utcnow()
     stuck_before = now - timedelta(seconds=stuck_seconds)
@@ -882,8 +886,14 @@ def reconcile_refunds(uow: Callable[[], OrderUnitOfWork], payments: RefundPaymen
                   budget=budget)
         return 0
 
-    return one_round_at_a_time(uow, "refund-reconciliation", lambda: each_sweep(ask_pending, mark_noted), now=now,
-                               interval=timedelta(seconds=interval_seconds), budget=budget)
+    def start_cases() -> int:  # counted as refunds that left PENDING: none of these existed, so 0 whatever it starts
+        from services.order import aftersales  # aftersales builds on this module: imported when the round runs
+        aftersales.start_unstarted_refunds(uow, aftersales.EngineRefunder(payments, members), before=created_before,
+                                           now=now, batch=batch, budget=budget)
+        return 0
+
+    return one_round_at_a_time(uow, "refund-reconciliation", lambda: each_sweep(ask_pending, mark_noted, start_cases),
+                               now=now, interval=timedelta(seconds=interval_seconds), budget=budget)
 
 
 def watch_abnormal_refunds(uow: OrderUnitOfWork, *, now: datetime | None = None,

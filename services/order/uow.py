@@ -107,6 +107,10 @@ class AfterSaleRepository(Protocol):
     def lock_awaiting_return_before(self, before: datetime, limit: int) -> list[AfterSale]:
         """Cases AWAITING_RETURN since `before` or earlier, oldest first, locked (others' rows skipped)."""
 
+    def refunding_unstarted_before(self, before: datetime, after_id: int, limit: int) -> list[tuple[int, str]]:
+        """(id, case_no) of up to `limit` cases REFUNDING since `before` or earlier whose refund number (recorded) has no
+        refund, by id after `after_id` (a page of `each_page`)."""
+
     def search(self, search: CaseSearch) -> tuple[list[AfterSale], int]:
         """Newest first, and the total matching."""
 

@@ -263,6 +263,43 @@ def test_a_refund_that_fails_leaves_the_case_refund_failed_and_staff_retry_it(sh
     assert [step.status for step in case.history].count("REFUNDED") == 1
 
 
+class DiesBeforeRefunding(FakeRefunder):
+    """The process dies (or an unexpected error hits) after the case went REFUNDING, before its refund started."""
+
+    def start(self, uow: OrderUnitOfWork, **_: object) -> str:  # type: ignore[override]
+        raise RuntimeError("killed")
+
+
+def stalled_case(shop: Shop) -> tuple[Order, aftersales.AfterSale]:
+    order = delivered(shop, (101, 1))
+    case = ask(shop, order, {order.lines[0].id: 1})
+    with pytest.raises(RuntimeError):
+        aftersales.decide(lambda: shop.uow, DiesBeforeRefunding(), case_id=case.id, approve=True, reason="ok",
+                          actor="staff:8", now=NOW + timedelta(days=4))
+    assert (case.status, shop.uow.refunds.for_order(order.id)) == ("REFUNDING", [])
+    return order, case
+
+
+def test_the_refund_job_starts_the_refund_of_a_case_left_refunding_without_one_once(shop: Shop) -> None:
+    order, case = stalled_case(shop)
+    for _ in range(2):
+        refunds.reconcile_refunds(lambda: shop.uow, None, shop.members, now=NOW + timedelta(days=4, minutes=5))
+    [refund] = shop.uow.refunds.for_order(order.id)
+    assert (refund.refund_no, refund.amount_fen, refund.status, refund.actor) == (
+        case.refund_no, 1999, "SUCCESS", "reconciliation")
+    assert (case.status, shop.members.balance_refunds) == ("REFUNDED", {case.refund_no: 1999})
+
+
+def test_a_case_left_refunding_whose_refund_cannot_start_is_refund_failed_for_staff_by_the_refund_job(
+        shop: Shop) -> None:
+    _, case = stalled_case(shop)
+    refused = FakeRefunder(fail=Conflict("REFUND_EXCEEDS_PAID", "too much"))
+    later = NOW + timedelta(days=5)
+    assert aftersales.start_unstarted_refunds(lambda: shop.uow, refused, before=later, now=later) == 0
+    assert (case.status, case.history[-1].actor, case.history[-1].reason) == (
+        "REFUND_FAILED", "reconciliation", "REFUND_EXCEEDS_PAID: too much")
+
+
 def abnormal_case(shop: Shop, payments: FakeRefundPayments) -> tuple[Order, aftersales.AfterSale]:
     """A refund-only case approved on a WeChat-paid order whose refund WeChat Pay reports ABNORMAL."""
     order = delivered(shop, (101, 1))

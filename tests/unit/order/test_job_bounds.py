@@ -22,7 +22,7 @@ def test_each_budgeted_jobs_bound_is_its_interval_its_budget_its_rows_past_it_an
         "payment-timeout": 10 + 100 + 140 + 2 * 5 + 30,
         "auto-confirm": 60 + 100 + 140 + 30,
         "return-expiry": 60 + 100 + 140 + 30,
-        "refund-reconciliation": 60 + 100 + 2 * (140 + 3 * 5) + 30,
+        "refund-reconciliation": 60 + 100 + 3 * (140 + 3 * 5) + 30,
         "wallet-reconciliation": 60 + 600 + 30,  # one page of its oldest: not budgeted
     }
 
