@@ -1,7 +1,8 @@
 // MiniMall staff console: staff log in and see the sections their roles open: the analytics reports drawn as
-// SVG, orders, after-sales cases, money that got stuck (refunds, wallet charges), coupon templates (approving those
-// waiting), products, and users (roles, staff passwords, their member record); editors create products and coupon
-// templates.
+// SVG, orders, after-sales cases, money that got stuck (refunds, wallet charges), shoppers' withdrawals (finance
+// approve or reject them), coupon templates (approving those waiting), products (opened: submitted, audited, put on
+// the shelf, their stock adjusted), and users (roles, staff passwords, their member record); editors create products
+// and coupon templates.
 // No framework, no build step, nothing fetched from another origin; server text only ever set as textContent.
 "use strict";
 
@@ -24,8 +25,14 @@ const ROLES = {
   retryRefundByNo: ["admin", "customer_service"],             // POST /admin/refunds/{refund_no}/retry
   walletReviews: ["admin", "finance", "customer_service"],    // GET /admin/wallet-reviews
   resolveWallet: ["admin", "finance"],                        // POST /admin/wallet-reviews/{id}/resolve
+  withdrawals: ["admin", "finance"],                          // GET /admin/withdrawals
+  decideWithdrawal: ["finance"],                              // POST /admin/withdrawals/{id}/decision
   products: ["admin", "operator"],                            // GET /admin/products (EDITORS)
   createProduct: ["admin", "operator"],                       // POST /admin/products
+  submitProduct: ["admin", "operator"],                       // POST /admin/products/{id}/submit
+  auditProduct: ["admin"],                                    // POST /admin/products/{id}/audit (AUDITORS)
+  shelfProduct: ["admin", "operator"],                        // POST /admin/products/{id}/shelf
+  adjustStock: ["admin", "operator"],                         // POST /admin/products/{id}/skus/{sku_id}/stock
   couponTemplates: ["admin", "operator", "finance"],          // GET /admin/coupon-templates (TEMPLATE_READERS)
   createTemplate: ["admin", "operator"],                      // POST /admin/coupons (TEMPLATE_EDITORS)
   approveTemplate: ["admin", "finance"],                      // POST /admin/coupon-templates/{id}/approve
@@ -40,7 +47,8 @@ const WALLET_REPORTS = ["money", "events"];
 const STAFF_ROLES = ["admin", "operator", "customer_service", "finance"];
 // Each section and what opens it.
 const SECTIONS = [["dashboard-view", ["reports"]], ["orders-view", ["orders"]], ["aftersales-view", ["afterSales"]],
-                  ["money-view", ["afterSales", "walletReviews", "refunds"]], ["products-view", ["products"]],
+                  ["money-view", ["afterSales", "walletReviews", "refunds"]], ["withdrawals-view", ["withdrawals"]],
+                  ["products-view", ["products"]],
                   ["coupons-view", ["couponTemplates"]], ["users-view", ["users"]]];
 // Where the reports are drawn (index.html), each redrawn whole by load().
 const REPORT_CHARTS = ["chart-traffic", "chart-orders", "chart-gmv", "funnel", "regions", "by-category", "by-brand",
@@ -252,7 +260,8 @@ function showLogin(message) {
   // the reports' figures, and the exported files (their blob: URLs would keep the file for this page's lifetime).
   for (const link of $("exports").querySelectorAll("a[href^='blob:']")) URL.revokeObjectURL(link.href);
   // A create form still open goes with its Idempotency-Key: the next staff member's create is their own.
-  for (const id of [...Object.keys(LISTS), "order-detail", "case-detail", "user-detail", "stuck", "exports", "cards",
+  for (const id of [...Object.keys(LISTS), "order-detail", "case-detail", "user-detail", "product-detail", "stuck",
+                    "exports", "cards",
                     "product-create", "coupon-create", ...REPORT_CHARTS]) {
     $(id).replaceChildren();
   }
@@ -267,8 +276,10 @@ function showLogin(message) {
     $(list.count).textContent = $(list.error).textContent = "";
     document.querySelector(`.pager[data-for="${name}"]`).replaceWith(pager(name));
   }
-  for (const id of ["load-error", "stuck-error", "product-notice", "coupon-notice"]) $(id).textContent = "";
-  $("order-detail").hidden = $("case-detail").hidden = $("user-detail").hidden = true;
+  for (const id of ["load-error", "stuck-error", "product-notice", "coupon-notice", "withdrawal-notice"]) {
+    $(id).textContent = "";
+  }
+  for (const id of ["order-detail", "case-detail", "user-detail", "product-detail"]) $(id).hidden = true;
   pendingCancel = null;
   // A create form still loading its lists when the session ended never gets them (whileLoggedIn): its button is free.
   $("new-product").disabled = $("new-coupon").disabled = false;
@@ -310,6 +321,7 @@ function showSection(view) {
   if (view === "orders-view" && first) loadList("orders", 1);
   if (view === "aftersales-view" && first) loadList("cases", 1);
   if (view === "money-view") loadMoney();
+  if (view === "withdrawals-view" && first) loadList("withdrawals", 1);
   if (view === "products-view" && first) loadList("products", 1);
   if (view === "coupons-view" && first) loadList("coupons", 1);
 }
@@ -559,9 +571,16 @@ const LISTS = {
                               "Status", "Flagged", "Resolution"], row: walletReviewRow,
     filters: () => ({status: $("wallet-status").value}),
   },
+  // The API answers them oldest first: those waiting longest are decided first.
+  withdrawals: {
+    path: "/admin/withdrawals", form: "withdrawal-search", count: "withdrawal-count", error: "withdrawals-error",
+    noun: "withdrawals", titles: ["Withdrawal no", "Shopper", "Status", "Amount", "Bonus forfeited", "Payout",
+                                  "Requested", "Decided", "Note", ""], row: withdrawalRow,
+    filters: () => ({status: $("withdrawal-status").value}),
+  },
   products: {
     path: "/admin/products", form: "product-search", count: "product-count", error: "products-error",
-    noun: "products", titles: ["Id", "Name", "Status", "On shelf", "Price", "Category", "Brand", "Updated"],
+    noun: "products", titles: ["Id", "Name", "Status", "On shelf", "Price", "Category", "Brand", "Updated", ""],
     row: productRow, filters: () => ({q: $("product-q").value.trim(), status: $("product-status").value}),
   },
   coupons: {
@@ -823,6 +842,10 @@ function unshippedRefundOwed(order) {
 // order, same words) until the server has answered it, so a retry after a lost answer refunds nothing twice.
 let pendingCancel = null;
 
+// The server answered with a refusal (4xx, not 429): that action is over, another try is a new one under a new key.
+const refused = (error) => error instanceof ApiError && error.status >= 400 && error.status < 500 &&
+  error.status !== 429;
+
 function cancelUnshippedForm(order) {
   return actionForm({
     id: "cancel-unshipped-form", ...(order.status === "PAID"
@@ -840,10 +863,7 @@ function cancelUnshippedForm(order) {
         reply = await call(`/admin/orders/${order.id}/cancel-unshipped`, {
           method: "POST", json: body, headers: {"Idempotency-Key": key}});
       } catch (error) {
-        // The server answered with a refusal (4xx): that action is over, another try is a new one.
-        if (error instanceof ApiError && error.status >= 400 && error.status < 500 && error.status !== 429) {
-          pendingCancel = null;
-        }
+        if (refused(error)) pendingCancel = null;
         throw error;
       }
       pendingCancel = null;
@@ -1033,6 +1053,35 @@ function resolveForm(review) {
   return form;
 }
 
+// Withdrawals: a shopper's waits PENDING_REVIEW, its amount held, until a finance staff member approves it (the
+// payout is sent at once: PAID, or PAYING until the channel or the shopper's confirmation in WeChat answers) or rejects
+// it (the amount back to their balance). Never their own: the API answers 403 OWN_REQUEST, shown in the row, as is a
+// payout the channel refused (422 PAYOUT_FAILED: the withdrawal is back under review).
+
+const withdrawalStatus = (w) => w.status === "PAYING" && w.awaits_shopper
+  ? "PAYING, awaiting the shopper's confirmation in WeChat" : w.status;
+
+function withdrawalRow(w) {
+  const tr = row([w.withdrawal_no, `user ${w.user_id}`, withdrawalStatus(w), yuan(w.amount_fen),
+                  yuan(w.bonus_forfeited_fen), yuan(w.payout_fen), when(w.created_at), when(w.decided_at), w.note, ""],
+                 {"data-withdrawal-id": w.id, "data-status": w.status});
+  if (w.status === "PENDING_REVIEW" && can("decideWithdrawal")) tr.lastChild.append(withdrawalDecision(w));
+  return tr;
+}
+
+function withdrawalDecision(w) {
+  return actionForm({
+    id: `withdrawal-${w.id}`, submit: "Approve: pay out", reject: "Reject: release",
+    fields: [["note", "Note", {maxlength: "200"}]],
+    run: async (values, approve) => {
+      const decided = await call(`/admin/withdrawals/${w.id}/decision`, {
+        method: "POST", json: {approve, note: values.note}});
+      $("withdrawal-notice").textContent = `Withdrawal ${decided.withdrawal_no} (${yuan(decided.payout_fen)} to ` +
+        `user ${decided.user_id}): ${withdrawalStatus(decided)}.`;
+      reloadList("withdrawals");
+    }});
+}
+
 // Coupon templates: an operator's waits (pending_approval) until an admin or finance staff member other than its
 // creator approves it (the API answers 403 OWN_REQUEST to the creator, shown in the row).
 
@@ -1058,11 +1107,94 @@ function couponRow(t) {
   return tr;
 }
 
-// Products: editors (admin, operator) search every product, whatever its status, and create new ones.
+// Products: editors (admin, operator) search every product, whatever its status, create new ones and open one: a
+// draft (or rejected) one is submitted for audit, an admin approves or rejects it, an approved one goes on the shelf
+// (and off), each SKU's stock is adjusted.
 
 function productRow(p) {
   return row([String(p.id), p.name, p.status, p.on_shelf ? "yes" : "no", yuan(p.price_fen), String(p.category_id),
-              p.brand.name, when(p.updated_at)], {"data-product-id": p.id, "data-status": p.status});
+              p.brand.name, when(p.updated_at), button("Open", () => openProduct(p.id))],
+             {"data-product-id": p.id, "data-status": p.status});
+}
+
+const openProduct = (id, notice) => openDetail("product-detail", `/admin/products/${id}`,
+                                               (product) => drawProduct(product, notice));
+
+function drawProduct(p, notice = "") {
+  const detail = $("product-detail");
+  detail.hidden = false;
+  detail.dataset.productId = p.id;
+  const skus = element("table", {class: "rows", id: "product-skus"});
+  table(skus, ["SKU", "Spec", "Price", "Crossed-out price", "Stock", "Sold", ""],
+        [...p.skus.map((sku) => skuRow(p, sku, false)), ...p.retired_skus.map((sku) => skuRow(p, sku, true))]);
+  const rejected = p.status === "REJECTED" && p.reject_reason;
+  detail.replaceChildren(
+    element("h2", {}, `Product ${p.id} · ${p.name} · ${p.status}` + (p.on_shelf ? " · on the shelf" : "")),
+    element("p", {class: "muted"}, `${p.brand.name} · category ${p.category_id} · from ${yuan(p.price_fen)} · ` +
+            `version ${p.version} · updated ${when(p.updated_at)}`),
+    ...(rejected ? [element("p", {class: "reason"}, `Rejected: ${p.reject_reason}`)] : []),
+    element("p", {id: "product-detail-notice", class: "muted", role: "status"}, notice),
+    skus, ...productActions(p));
+}
+
+// A SKU with its exact stock; a retired one (left out by an edit, still holding units) may only be written off.
+function skuRow(p, sku, retired) {
+  const spec = Object.entries(sku.spec).map(([name, value]) => `${name}: ${value}`).join(", ") || "–";
+  const tr = row([String(sku.id), retired ? `${spec} (retired)` : spec, yuan(sku.price_fen),
+                  sku.market_price_fen ? yuan(sku.market_price_fen) : "–", count(sku.stock), count(sku.sales), ""],
+                 {"data-sku-id": sku.id});
+  if (can("adjustStock")) tr.lastChild.append(stockForm(p, sku));
+  return tr;
+}
+
+// Adjusting stock moves units: one Idempotency-Key per adjustment (the same delta and reason), kept for its retries
+// until the server answers, so a retry after a lost answer moves nothing twice.
+function stockForm(p, sku) {
+  const form = actionForm({
+    id: `stock-${sku.id}`, submit: "Adjust stock",
+    fields: [["delta", "By (+ restock, − write-off)", {required: "", size: "8", pattern: "-?[1-9][0-9]{0,9}"}],
+             ["reason", "Why", {maxlength: "200"}]],
+    run: async (values) => {
+      const body = {delta: Number(values.delta), reason: values.reason}, action = JSON.stringify(body);
+      if (form.dataset.action !== action) Object.assign(form.dataset, {action, idempotencyKey: crypto.randomUUID()});
+      let adjusted;
+      try {
+        adjusted = await call(`/admin/products/${p.id}/skus/${sku.id}/stock`, {
+          method: "POST", json: body, headers: {"Idempotency-Key": form.dataset.idempotencyKey}});
+      } catch (error) {
+        if (refused(error)) delete form.dataset.action;
+        throw error;
+      }
+      openProduct(p.id, `SKU ${adjusted.id}: stock now ${count(adjusted.stock)}.`);
+    }});
+  return form;
+}
+
+// The steps of the product's workflow its status allows and the staff member's roles may take; each answers the
+// product as it is now, drawn again (and the list read again: its status may have changed).
+function productActions(p) {
+  const forms = [];
+  const step = async (path, json) => {
+    drawProduct(await call(`/admin/products/${p.id}/${path}`, {method: "POST", json}));
+    reloadList("products");
+  };
+  if ((p.status === "DRAFT" || p.status === "REJECTED") && can("submitProduct")) {
+    forms.push(actionForm({id: "submit-product-form", legend: "Ready: an admin audits it next",
+                           submit: "Submit for audit", run: () => step("submit")}));
+  }
+  if (p.status === "PENDING_AUDIT" && can("auditProduct")) {
+    forms.push(actionForm({
+      id: "audit-form", legend: "Audit", submit: "Approve", reject: "Reject",
+      fields: [["reason", "Reason (required to reject)", {maxlength: "500"}]],
+      run: (values, approve) => step("audit", {approve, reason: values.reason, version: p.version})}));
+  }
+  if (p.status === "APPROVED" && can("shelfProduct")) {
+    forms.push(actionForm({
+      id: "shelf-form", legend: p.on_shelf ? "On the shelf: shoppers may buy it" : "Approved, not on the shelf",
+      submit: p.on_shelf ? "Take off the shelf" : "Put on the shelf",
+      run: () => step("shelf", {on_shelf: !p.on_shelf})}));
+  }
+  return forms;
 }
 
 // Creating a product or a coupon template. Its form is opened by its button and goes when closed or once the server
@@ -1232,7 +1364,7 @@ function categoryOptions(tree, path = []) {
 }
 
 // A simple product: one SKU without specs (specs and more SKUs: the API, PUT /admin/products/{id}). It is created
-// as a DRAFT: submitted for audit, approved and put on the shelf afterwards.
+// as a DRAFT, shown opened: submitted for audit, approved and put on the shelf from there.
 async function productForm() {
   const [categories, brands] = await Promise.all([call("/categories"), call("/brands")]);
   const yuanInput = {inputmode: "decimal", size: "10", autocomplete: "off"};
@@ -1272,6 +1404,7 @@ async function productForm() {
       $("product-notice").className = "muted";
       $("product-notice").textContent = `Created product ${product.id} “${product.name}” at ` +
         `${yuan(product.price_fen)}: a ${product.status}, submit it for audit when it is ready.`;
+      drawProduct(product);
       reloadList("products");
     },
   });

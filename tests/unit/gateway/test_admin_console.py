@@ -78,8 +78,14 @@ ROUTES = {
     "retryRefundByNo": ("post", "/api/v1/admin/refunds/{refund_no}/retry"),
     "walletReviews": ("get", "/api/v1/admin/wallet-reviews"),
     "resolveWallet": ("post", "/api/v1/admin/wallet-reviews/{review_id}/resolve"),
+    "withdrawals": ("get", "/api/v1/admin/withdrawals"),
+    "decideWithdrawal": ("post", "/api/v1/admin/withdrawals/{withdrawal_id}/decision"),
     "products": ("get", "/api/v1/admin/products"),
     "createProduct": ("post", "/api/v1/admin/products"),
+    "submitProduct": ("post", "/api/v1/admin/products/{product_id}/submit"),
+    "auditProduct": ("post", "/api/v1/admin/products/{product_id}/audit"),
+    "shelfProduct": ("post", "/api/v1/admin/products/{product_id}/shelf"),
+    "adjustStock": ("post", "/api/v1/admin/products/{product_id}/skus/{sku_id}/stock"),
     "couponTemplates": ("get", "/api/v1/admin/coupon-templates"),
     "createTemplate": ("post", "/api/v1/admin/coupons"),
     "approveTemplate": ("post", "/api/v1/admin/coupon-templates/{template_id}/approve"),
@@ -132,10 +138,11 @@ def test_customer_service_see_orders_after_sales_and_stuck_money_but_not_the_rep
     assert page.errors == []
 
 
-def test_finance_see_the_reports_stuck_money_and_coupons_only(page: Any, log_in_as, staff: FakeServices) -> None:
+def test_finance_see_the_reports_stuck_money_withdrawals_and_coupons_only(page: Any, log_in_as,
+                                                                         staff: FakeServices) -> None:
     log_in_as("finance")
 
-    assert visible_sections(page) == ["Reports", "Stuck money", "Coupons"]
+    assert visible_sections(page) == ["Reports", "Stuck money", "Withdrawals", "Coupons"]
     page.click("[data-section=money-view]")
     page.wait_for_selector("#wallet-count:not(:empty)")
     assert page.is_hidden("#stuck-refunds") and staff.order.SearchAfterSales.calls == []

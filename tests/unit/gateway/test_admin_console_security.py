@@ -195,7 +195,8 @@ def test_the_next_staff_member_finds_every_search_and_filter_empty(page: Any, lo
                "case-type": "refund_only", "case-order-no": "2026112912000000000000abcd1234",
                "refund-status": "ABNORMAL", "refund-source": "cancel", "refund-order-no": "20261129120000",
                "close-refund-no": "R2026112900001", "close-refund-reason": "the shopper's bank account is closed",
-               "wallet-status": "HANDLED", "product-q": "龙井", "product-status": "DRAFT", "coupon-status": "active",
+               "wallet-status": "HANDLED", "withdrawal-status": "PAID", "product-q": "龙井", "product-status": "DRAFT",
+               "coupon-status": "active",
                "user-phone": "13800138000", "user-id": "42",
                "user-nickname": "小王", "from": "2026-01-01", "to": "2026-01-31", "export-kind": "money",
                "export-format": "csv"}
