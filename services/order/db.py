@@ -131,6 +131,8 @@ orders = Table(
     Index("ix_orders_user_created", "user_id", "created_at"),
     Index("ix_orders_status_deadline", "status", "pay_deadline"),
     Index("ix_orders_status_shipped", "status", "shipped_at"),
+    Index("ix_orders_created", "created_at", "id"),  # staff's search, newest first (0025)
+    Index("ix_orders_status_created", "status", "created_at", "id"),
     # A shopper's orders awaiting payment, counted at each submit (service._check_unpaid_orders; migration 0024).
     Index("ix_orders_user_unpaid", "user_id", postgresql_where=text("status = 'PENDING_PAYMENT'"),
           sqlite_where=text("status = 'PENDING_PAYMENT'")),
