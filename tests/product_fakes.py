@@ -200,9 +200,16 @@ class FakeStockRepository:
 class FakeReservationRepository:
     def __init__(self) -> None:
         self.items: list[Reservation] = []
+        self.released_orders: dict[str, datetime] = {}
 
     def lock_order(self, order_no: str) -> None:
         pass  # one thread: nothing to serialise
+
+    def mark_released(self, order_no: str, now: datetime) -> None:
+        self.released_orders.setdefault(order_no, now)
+
+    def released(self, order_no: str) -> bool:
+        return order_no in self.released_orders
 
     def reserved_units(self, sku_ids: Collection[int]) -> dict[int, int]:
         units: dict[int, int] = {}

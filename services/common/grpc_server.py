@@ -79,6 +79,14 @@ DATABASE_BUSY = errors.DomainError("DATABASE_BUSY", "the database did not answer
 DATA_REFUSED = errors.InvalidInput("VALUE_NOT_STORABLE", "a value of the request cannot be stored (a control "
                                    "character in text, or a number or text too large)")
 
+# A call whose caller's deadline passed before its handler started (it waited for one of the server's threads): the
+# caller has given up, and may have undone what it asked for already (the order service releases the stock, coupon
+# and points of a submit that failed), so the handler is not run. Answered DEADLINE_EXCEEDED, which no one reads.
+# grpcio itself skips most such calls (those whose cancellation it has seen); a handler that starts in time and then
+# waits past the deadline (a connection, a lock) still runs: what must not land late checks for itself
+# (product: released_orders, member: a released points hold or coupon lock).
+DEADLINE_PASSED = errors.DomainError("DEADLINE_EXCEEDED", "the call's deadline passed before it was handled; "
+                                     "nothing was done", kind=errors.ErrorKind.UNAVAILABLE)
 
 # Trailing-metadata keys that carry a DomainError across gRPC to the gateway.
 CODE_KEY = "mall-error-code"
@@ -135,6 +143,11 @@ class ContextInterceptor(grpc.ServerInterceptor):
             # Sessions the call ended (committed) are told to the gateway in the trailers, whatever the status.
             with sessions.collecting() as ended:
                 try:
+                    remaining = context.time_remaining()
+                    if remaining is not None and remaining <= 0:
+                        _, message, trailers = to_grpc(DEADLINE_PASSED)
+                        context.set_trailing_metadata(trailers)
+                        context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, message)  # status counted below
                     token = bearer_token(metadata.get(AUTHORIZATION_KEY))
                     if token:
                         caller_var.set(self.verifier.verify(token))

@@ -36,7 +36,7 @@ from services.member.channels import (
 )
 from services.member.config import NOTIFY_PATHS, MemberServiceSettings
 from services.member.consumers import HANDLERS
-from services.member.db import SqlMemberUnitOfWork, start_mappers
+from services.member.db import OWN_ROWS, SqlMemberUnitOfWork, start_mappers
 from services.member.grpc_api import MemberServicer
 from services.member.neighbours import GrpcCategories, GrpcPayers
 
@@ -95,7 +95,7 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     recharges, expiries, payouts, holds, points = budget(2), budget(2), budget(2), budget(1, sweeps=2), budget(0)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(member_pb2, member_pb2_grpc, "MemberService", servicer)],
-                      consumers=event_consumers(base, engine),
+                      consumers=event_consumers(base, engine), own_rows=OWN_ROWS,
                       jobs={
                           # a lost notify is still credited (once): ask the channels about pending recharges
                           "recharge-reconciliation": every(

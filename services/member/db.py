@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Self
 
 from sqlalchemy import (
@@ -39,6 +39,7 @@ from services.common.db import (
     serialize_on,
     skip_locked,
 )
+from services.common.pruning import PastUse
 from services.common.uow import SqlUnitOfWork
 from services.member.domain import (
     WALLET_ACCOUNTS,
@@ -203,7 +204,8 @@ coupons = Table(
     Index("ix_coupons_status_locked", "status", "locked_at"),  # the expiry sweep's
 )
 
-# Coupon locks the expiry sweep released (services.member.domain.CHECKOUT_HOLD_TTL), by the order that held them.
+# Coupon locks the expiry sweep released (services.member.domain.CHECKOUT_HOLD_TTL), by the order that held them;
+# coupon_id 0 (service.NO_COUPON): an order released before it locked any, whose late LockCoupon is refused.
 expired_coupon_locks = Table(
     "expired_coupon_locks", metadata,
     Column("order_no", String(64), primary_key=True),
@@ -211,6 +213,7 @@ expired_coupon_locks = Table(
     Column("user_id", BigInteger, nullable=False),
     Column("discount_fen", BigInteger, nullable=False),
     Column("expired_at", UTCDateTime, nullable=False),
+    Index("ix_expired_coupon_locks_expired_at", "expired_at"),  # pruning (OWN_ROWS, migration 0017)
 )
 
 withdrawals = Table(
@@ -279,6 +282,19 @@ member_lookups = Table(
 # Where the last round of a job that takes turns across replicas (the points expiry: uow.one_round_at_a_time)
 # started and its walk stopped: a replica's round goes on after the other's.
 job_rounds = job_rounds_table(metadata)
+
+
+# The marks of orders released before they held points or locked a coupon (service.release_points, release_coupon): a
+# 0-point RELEASED hold (every real hold has points), an expired lock of coupon 0. A mark matters only while a
+# LockPoints or LockCoupon sent before the release may still run: seconds. Kept a day, then pruned.
+RELEASED_ORDER_DAYS = 1
+
+OWN_ROWS: dict[Table, PastUse] = {
+    points_holds: lambda now, settings: (points_holds.c.status == HoldStatus.RELEASED.value)
+    & (points_holds.c.points == 0) & (points_holds.c.created_at < now - timedelta(days=RELEASED_ORDER_DAYS)),
+    expired_coupon_locks: lambda now, settings: (expired_coupon_locks.c.coupon_id == 0)
+    & (expired_coupon_locks.c.expired_at < now - timedelta(days=RELEASED_ORDER_DAYS)),
+}
 
 
 def _map_classes(mappers: registry) -> None:

@@ -637,7 +637,8 @@ class Coupon:
 @dataclass
 class ExpiredCouponLock:
     """A coupon lock the expiry sweep released: which coupon `order_no` had locked, for an order-paid arriving
-    after all (service.apply_order_paid)."""
+    after all (service.apply_order_paid). Coupon 0 (service.NO_COUPON): the order was released before it locked
+    any, and locks none afterwards (service.release_coupon)."""
 
     order_no: str
     coupon_id: int

@@ -262,7 +262,10 @@ def quote_points(uow: MemberUnitOfWork, *, user_id: int, points: int, payable_fe
 
 def lock_points(uow: MemberUnitOfWork, *, user_id: int, order_no: str, points: int, payable_fen: int,
                 now: datetime | None = None) -> PointsQuote:
-    """Hold `points` for the unpaid order `order_no` (again for the same order: the same hold)."""
+    """Hold `points` for the unpaid order `order_no` (again for the same order: the same hold).
+
+    An order whose points were released (cancelled, swept, or released before it held any: `release_points`) is
+    Conflict POINTS_RELEASED, nothing held."""
     now = now or utcnow()
     validate_order_no(order_no)
     if points <= 0:
@@ -283,10 +286,10 @@ def lock_points(uow: MemberUnitOfWork, *, user_id: int, order_no: str, points: i
             uow.points.add_hold(hold)
             events.points_changed(uow, user_id=user_id, delta=-points, reference=order_no, reason="points_locked",
                                   balance=uow.ledger.balance(user_id, Account.POINTS), now=now)
-        elif hold.user_id != user_id or hold.points != points:
-            raise Conflict("POINTS_ALREADY_LOCKED", "this order already holds other points")
         elif hold.status in (HoldStatus.RELEASED, HoldStatus.EXPIRED):
             raise Conflict("POINTS_RELEASED", "this order's points were released; it cannot hold points again")
+        elif hold.user_id != user_id or hold.points != points:
+            raise Conflict("POINTS_ALREADY_LOCKED", "this order already holds other points")
         available = uow.ledger.balance(user_id, Account.POINTS)
         uow.commit()
     return PointsQuote(available, hold.points, hold.points * POINTS_VALUE_FEN)
@@ -294,12 +297,20 @@ def lock_points(uow: MemberUnitOfWork, *, user_id: int, order_no: str, points: i
 
 def release_points(uow: MemberUnitOfWork, *, order_no: str, user_id: int | None = None,
                    now: datetime | None = None) -> int:
-    """Give back the points `order_no` holds (0 if none); `user_id` when the caller must own the order."""
+    """Give back the points `order_no` holds (0 if none); `user_id` when the caller must own the order.
+
+    An order holding none is marked released, a hold of 0 points (RELEASED): the order service releases an order's
+    points when its LockPoints failed or outlived its deadline, and such a call may still be running (waiting for a
+    connection or the order's lock); when it gets there it is refused (POINTS_RELEASED) rather than hold the points
+    for an order that will never exist. Order numbers are never reused (a submit's retry takes a new one)."""
     now = now or utcnow()
     with uow:
         hold = uow.points.hold(order_no, lock=True)
         if hold is not None and user_id is not None and hold.user_id != user_id:
             raise NotFound("ORDER_NOT_FOUND", "no such order")
+        if hold is None:
+            uow.points.add_hold(PointsHold(order_no=order_no, user_id=user_id or 0, points=0,
+                                           status=HoldStatus.RELEASED, created_at=now))
         released = _release_points(uow, hold, now)
         uow.commit()
     return released
@@ -663,11 +674,15 @@ class CouponLock:
 
 def lock_coupon(uow: MemberUnitOfWork, *, user_id: int, order_no: str, coupon_id: int, lines: list[OrderLine],
                 now: datetime | None = None) -> CouponLock:
-    """Hold the user's coupon for unpaid `order_no` (the same answer again for the same order)."""
+    """Hold the user's coupon for unpaid `order_no` (the same answer again for the same order).
+
+    An order released before it locked any (`release_coupon`) is Conflict COUPON_RELEASED, nothing locked."""
     now = now or utcnow()
     validate_order_no(order_no)
     with uow:
         held = uow.coupons.by_order(order_no, lock=True)  # the order first, then the coupon: one lock order
+        if held is None and _released_before_lock(uow, order_no):
+            raise Conflict("COUPON_RELEASED", "this order was released before it locked a coupon; it locks none")
         coupon = uow.coupons.get(coupon_id, lock=True)
         if coupon is None or coupon.user_id != user_id:
             raise coupon_not_found()
@@ -705,13 +720,32 @@ def use_coupon(uow: MemberUnitOfWork, *, order_no: str, user_id: int | None = No
         uow.commit()
 
 
-def release_coupon(uow: MemberUnitOfWork, *, order_no: str, user_id: int | None = None) -> None:
-    """Give back the coupon unpaid `order_no` holds (nothing when none, or once used)."""
+def release_coupon(uow: MemberUnitOfWork, *, order_no: str, user_id: int | None = None,
+                   now: datetime | None = None) -> None:
+    """Give back the coupon unpaid `order_no` holds (nothing when none, or once used).
+
+    An order holding none is marked released, under the order's lock (an expired lock of no coupon, NO_COUPON): the
+    order service releases an order's coupon when its LockCoupon failed or outlived its deadline, and such a call may
+    still be running; when it gets there it is refused (COUPON_RELEASED) rather than lock the shopper's coupon for an
+    order that will never exist (their retry, a new order number, would find it taken)."""
+    now = now or utcnow()
     with uow:
         coupon = _order_coupon(uow, order_no, user_id)
         if coupon is not None:
             coupon.release()
+        elif uow.coupons.expired_lock(order_no) is None:
+            uow.coupons.add_expired_lock(ExpiredCouponLock(order_no=order_no, coupon_id=NO_COUPON, user_id=user_id or 0,
+                                                           discount_fen=0, expired_at=now))
         uow.commit()
+
+
+NO_COUPON = 0  # ExpiredCouponLock.coupon_id of an order released before it locked any coupon (release_coupon)
+
+
+def _released_before_lock(uow: MemberUnitOfWork, order_no: str) -> bool:
+    """Whether `order_no` was released before it locked a coupon (release_coupon), under the order's lock."""
+    expired = uow.coupons.expired_lock(order_no)
+    return expired is not None and expired.coupon_id == NO_COUPON
 
 
 # ---------------------------------------------------------------- expiry of checkout locks
@@ -847,7 +881,7 @@ def _use_expired_coupon_again(uow: MemberUnitOfWork, order_no: str, now: datetim
     CHECKOUT_HOLD_TTL): the coupon is used by the order after all if it is still available, else it was lost
     to the shop (another order has it). Never silent: an error logged and a metric counted."""
     expired = uow.coupons.expired_lock(order_no)
-    if expired is None:
+    if expired is None or expired.coupon_id == NO_COUPON:  # none, or the order was released before it locked one
         return
     coupon = uow.coupons.get(expired.coupon_id, lock=True)
     if coupon is not None and coupon.status == CouponStatus.AVAILABLE:

@@ -23,7 +23,7 @@ from services.common.orders import GrpcOrders, Orders
 from services.common.runtime import ServiceApp, every, main, round_budget
 from services.product import search, service
 from services.product.consumers import handlers
-from services.product.db import SqlProductUnitOfWork, start_mappers
+from services.product.db import OWN_ROWS, SqlProductUnitOfWork, start_mappers
 from services.product.grpc_api import ProductServicer
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -50,7 +50,7 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     budget = round_budget(base.job_round_budget_seconds, row_calls_seconds=orders.clients.timeout)
     return ServiceApp(settings=base, engine=engine,
                       registrations=[registration(product_pb2, product_pb2_grpc, "ProductService", ProductServicer(uow))],
-                      consumers=event_consumers(base, engine, orders),
+                      consumers=event_consumers(base, engine, orders), own_rows=OWN_ROWS,
                       # once the reservation's TTL has passed, units held for an order that was never placed (its
                       # submit died after reserving) or whose order-cancelled never came go back on sale, and those
                       # of an order paid whose order-paid is late are sold (the order service is asked which)

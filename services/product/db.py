@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, Self
 
@@ -41,6 +41,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from services.common import formats
 from services.common.db import BigId, Mapping, UTCDateTime, conflict_insert, counted_page, integer_sum, serialize_on
 from services.common.errors import Conflict
+from services.common.pruning import PastUse
 from services.common.uow import SqlUnitOfWork
 from services.product.domain import (
     RATINGS,
@@ -160,6 +161,23 @@ reservations = Table(
     UniqueConstraint("order_no", "sku_id", name="uq_stock_reservations_order_sku"),
     Index("ix_stock_reservations_status_expires", "status", "expires_at"),
 )
+
+# Orders released before they reserved anything (migration 0015): the order service gave up on the order's ReserveStock
+# (its deadline passed while the call waited for a thread, a connection or a lock) and compensated first. The
+# reservation may still run after that; finding its order here, under the order's lock, it holds nothing.
+released_orders = Table(
+    "released_orders", metadata,
+    Column("order_no", String(64), primary_key=True),
+    Column("released_at", UTCDateTime, nullable=False),
+    Index("ix_released_orders_released_at", "released_at"),  # pruning (OWN_ROWS)
+)
+
+# A mark matters only while a ReserveStock sent before the release may still run: seconds. Kept a day, then pruned.
+RELEASED_ORDER_DAYS = 1
+
+OWN_ROWS: dict[Table, PastUse] = {
+    released_orders: lambda now, settings: released_orders.c.released_at < now - timedelta(days=RELEASED_ORDER_DAYS),
+}
 
 stock_movements = Table(  # the stock ledger: append-only, one row per change of a SKU's stock (migration 0006)
     "stock_movements", metadata,
@@ -523,6 +541,14 @@ class SqlReservationRepository:
 
     def lock_order(self, order_no: str) -> None:
         serialize_on(self.session, f"stock-reservation:{order_no}")
+
+    def mark_released(self, order_no: str, now: datetime) -> None:
+        self.session.execute(conflict_insert(self.session, released_orders)
+                             .values(order_no=order_no, released_at=now).on_conflict_do_nothing())
+
+    def released(self, order_no: str) -> bool:
+        return self.session.execute(select(released_orders.c.order_no)
+                                    .where(released_orders.c.order_no == order_no)).first() is not None
 
     def reserved_units(self, sku_ids: Collection[int]) -> dict[int, int]:
         if not sku_ids:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from prometheus_client import Counter
 
 # out_of_stock: a line asked for more than is left; unavailable: a SKU unknown or off sale; mismatch: an order
-# number reserved other lines before.
-REASONS = ("out_of_stock", "unavailable", "mismatch")
+# number reserved other lines before; released: the order was released (compensated) before its reservation ran.
+REASONS = ("out_of_stock", "unavailable", "mismatch", "released")
 
 STOCK_RESERVATION_FAILURES = Counter("mall_stock_reservation_failures_total",
-                                     "Stock reservations refused, by reason (out_of_stock|unavailable|mismatch).", ["reason"])
+                                     "Stock reservations refused, by reason (out_of_stock|unavailable|mismatch|released).",
+                                     ["reason"])
 
 for _reason in REASONS:  # every series exists from the start, so rate() and increase() see the first one
     STOCK_RESERVATION_FAILURES.labels(_reason)

@@ -373,12 +373,17 @@ def reserve_stock(uow: ProductUnitOfWork, *, order_no: str, lines: Iterable[Stoc
     reservation is refused SKU_UNAVAILABLE, nothing held); any later one locks the SKU rows, so waits for this
     transaction and comes after it. Idempotent by order number: a replay answers what the first call reserved
     (and its current state) without touching stock; the same order number with other lines is a conflict.
+    An order released before it reserved (`release_reservation`: the order service gave up on this call) is Conflict
+    RESERVATION_RELEASED, nothing held: its order will never exist, and the units would stay held for nobody.
     """
     now = now or utcnow()
     wanted = merge_lines(order_no, lines)
     with uow:
         uow.reservations.lock_order(order_no)
         existing = uow.reservations.of_order(order_no)
+        if not existing and uow.reservations.released(order_no):
+            STOCK_RESERVATION_FAILURES.labels("released").inc()
+            raise Conflict("RESERVATION_RELEASED", "this order was released before it reserved; it reserves nothing")
         offers = _offers(uow, [line.sku_id for line in wanted])
         if existing:
             if sorted((r.sku_id, r.quantity) for r in existing) != [(w.sku_id, w.quantity) for w in wanted]:
@@ -543,14 +548,21 @@ def _sell_again(uow: ProductUnitOfWork, reservation: Reservation, now: datetime)
     return True
 
 
-def release_reservation(uow: ProductUnitOfWork, *, order_no: str) -> str:
+def release_reservation(uow: ProductUnitOfWork, *, order_no: str, now: datetime | None = None) -> str:
     """The order was cancelled: units go back on sale. Replays change nothing.
 
-    An order that never reserved answers NONE, so a compensation after a failed reservation is safe.
+    An order that never reserved answers NONE, so a compensation after a failed reservation is safe, and is marked
+    released (`released_orders`): the order service compensates when its ReserveStock failed or outlived its deadline,
+    and such a call may still be running (waiting for a connection or the order's lock); when it gets there it is
+    refused (RESERVATION_RELEASED) rather than hold units for an order that will never exist. Order numbers are
+    never reused (a submit's retry takes a new one), so no real order meets the mark.
     A confirmed (paid) reservation is not released here: returning paid goods is an after-sales matter.
     """
+    now = now or utcnow()
     with uow:
-        status = release_held_stock(uow, order_no=order_no)
+        status = release_held_stock(uow, order_no=order_no, now=now)
+        if status == "NONE":
+            uow.reservations.mark_released(order_no, now)
         uow.commit()
     return status
 

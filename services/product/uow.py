@@ -116,6 +116,12 @@ class ReservationRepository(Protocol):
     def lock_order(self, order_no: str) -> None:
         """Serialise the transactions that work on one order's reservations."""
 
+    def mark_released(self, order_no: str, now: datetime) -> None:
+        """Record that the order was released before it reserved anything (once; again changes nothing)."""
+
+    def released(self, order_no: str) -> bool:
+        """Whether the order was released before it reserved anything (`mark_released`)."""
+
     def reserved_units(self, sku_ids: Collection[int]) -> dict[int, int]:
         """Units of RESERVED reservations per SKU among `sku_ids` (SKUs holding none are left out)."""
 

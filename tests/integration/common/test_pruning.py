@@ -17,7 +17,9 @@ from services.common.idempotency import idempotency_keys
 from services.common.metrics import ROWS_PRUNED
 from services.common.outbox import outbox, processed_events
 from services.common.pruning import PRUNING_INDEXES, kept_with_keys, prune, prune_once_across_replicas
+from services.member import db as member_db
 from services.order.db import submit_attempts
+from services.product import db as product_db
 from services.user.db import OWN_ROWS, account_attempts, refresh_tokens, sms_codes, users
 from tests.fixtures.postgres import start_thread
 
@@ -248,6 +250,41 @@ def test_the_user_service_prunes_ended_sessions_old_sms_codes_and_attempts(
                             .order_by(refresh_tokens.c.family_id)).all()
         assert [tuple(row) for row in left] == [("lately", 2), ("live", 2)]
         assert conn.execute(select(func.count()).select_from(sms_codes)).scalar_one() == 1
+
+
+def test_the_product_service_prunes_the_marks_of_orders_released_before_they_reserved_after_a_day(
+        each_service_engine: Callable[[str], Engine]) -> None:
+    engine = each_service_engine("product")
+    released = product_db.released_orders
+    with engine.begin() as conn:
+        conn.execute(released.insert(), [{"order_no": f"R{days}", "released_at": days_ago(days)} for days in (2, 1.5, 0.5)])
+
+    pruned = prune(engine, "product", SETTINGS, own=product_db.OWN_ROWS, now=NOW, batch=1)
+
+    with engine.connect() as conn:
+        assert (pruned["released_orders"], conn.execute(select(released.c.order_no)).scalars().all()) == (2, ["R0.5"])
+
+
+def test_the_member_service_prunes_only_the_marks_of_orders_released_before_they_held_anything(
+        each_service_engine: Callable[[str], Engine]) -> None:
+    engine = each_service_engine("member")
+    holds, expired = member_db.points_holds, member_db.expired_coupon_locks
+    with engine.begin() as conn:
+        conn.execute(holds.insert(), [
+            {"order_no": no, "user_id": 1, "points": held, "status": status, "created_at": days_ago(days)}
+            for no, held, status, days in (("MARK-OLD", 0, "released", 2), ("MARK-NEW", 0, "released", 0.5),
+                                           ("REAL-RELEASED", 300, "released", 2), ("REAL-USED", 300, "used", 2))])
+        conn.execute(expired.insert(), [
+            {"order_no": no, "coupon_id": coupon_id, "user_id": 1, "discount_fen": 0, "expired_at": days_ago(days)}
+            for no, coupon_id, days in (("MARK-OLD", 0, 2), ("MARK-NEW", 0, 0.5), ("SWEPT", 7, 2))])
+
+    pruned = prune(engine, "member", SETTINGS, own=member_db.OWN_ROWS, now=NOW)
+
+    with engine.connect() as conn:
+        left = (sorted(conn.execute(select(holds.c.order_no)).scalars()),
+                sorted(conn.execute(select(expired.c.order_no)).scalars()))
+    assert ((pruned["points_holds"], pruned["expired_coupon_locks"]), left) == (
+        (1, 1), (["MARK-NEW", "REAL-RELEASED", "REAL-USED"], ["MARK-NEW", "SWEPT"]))
 
 
 @pytest.fixture

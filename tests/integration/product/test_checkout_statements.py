@@ -46,14 +46,15 @@ def test_a_reservation_is_a_fixed_number_of_statements_and_answers_its_snapshot_
     with statements(engine) as sent:
         held = service.reserve_stock(uow(), order_no="O1", lines=[StockLine(sku_id, 1) for sku_id in wanted])
 
-    # the order's lock and replay check; the first read of both SKUs in one SELECT (no GetSkus call beside it),
+    # the order's lock, replay check and release mark (released_orders: a reservation after its order's release
+    # holds nothing; a lookup by key before any row lock, so no hot row is held longer); the first read of both SKUs in one SELECT (no GetSkus call beside it),
     # which refuses a short or off-sale SKU before any row lock, and their category paths (read before any row lock
     # too: they never lengthen the time a hot SKU's row is held); per line its conditional UPDATE and ledger row;
     # then, the rows held, the snapshot answered read again in one SELECT (a hot row held one round trip longer, the
     # price of a sound answer: an UPDATE that waited for a staff edit re-checks the SKU row only, so the edit's price
     # and shelf are seen by a new statement alone; the tree is not read again); the reservations
-    assert sent == ["SELECT pg_advisory_xact_lock", "SELECT stock_reservations", "SELECT skus", "SELECT categories",
-                    "UPDATE skus", "INSERT stock_movements", "UPDATE skus", "INSERT stock_movements", "SELECT skus",
+    assert sent == ["SELECT pg_advisory_xact_lock", "SELECT stock_reservations", "SELECT released_orders",
+                    "SELECT skus", "SELECT categories", "UPDATE skus", "INSERT stock_movements", "UPDATE skus", "INSERT stock_movements", "SELECT skus",
                     "INSERT stock_reservations", "INSERT stock_reservations"]
     assert [(offer.sku.id, offer.sku.stock, offer.on_sale) for offer in held.offers] == [
         (wanted[0], 49, True), (wanted[1], 49, True)]
@@ -73,5 +74,5 @@ def test_a_sold_out_sku_is_refused_from_the_read_without_touching_its_row(
 
     # a flash sale's losers read and leave: no UPDATE waiting on the row the winners hold
     assert (refused.value.code, [s for s in sent if s != "ROLLBACK"]) == (
-        "OUT_OF_STOCK", ["SELECT pg_advisory_xact_lock", "SELECT stock_reservations", "SELECT skus",
-                         "SELECT categories"])
+        "OUT_OF_STOCK", ["SELECT pg_advisory_xact_lock", "SELECT stock_reservations", "SELECT released_orders",
+                         "SELECT skus", "SELECT categories"])

@@ -186,6 +186,49 @@ def test_release_replays_put_stock_back_once(shelf: Shelf, stub: product_pb2_grp
         {"RELEASED"}, [10], "RESERVATION_RELEASED")
 
 
+def test_a_reservation_arriving_after_its_orders_release_is_refused_and_holds_nothing(
+        shelf: Shelf, stub: product_pb2_grpc.ProductServiceStub, pg_engine: Engine) -> None:
+    """The order service gave up on ReserveStock(LATE-1) at its deadline and compensated first; the reservation,
+    still waiting for a connection, ran after: its units would be held for an order that never exists, for 2 hours."""
+    product_id = shelf.product("限量手机", stock=1)
+    [sku_id] = shelf.sku_ids(product_id)
+    ref = product_pb2.ReservationRef(order_no="LATE-1")
+
+    released = stub.ReleaseReservation(ref).status
+    late = outcome(lambda: reserve(stub, "LATE-1", (sku_id, 1)))
+    real_buyer = outcome(lambda: reserve(stub, "REAL-1", (sku_id, 1)))
+
+    assert (released, late, real_buyer) == ("NONE", "RESERVATION_RELEASED", "ok")
+    assert (shelf.stock(product_id), reserved_units(pg_engine)) == ([0], (1, 1))  # REAL-1's unit only
+    assert ledger_kinds(pg_engine, sku_id) == {("initial", 1, 0): 1, ("reserve", -1, 1): 1}
+
+
+def test_reservations_racing_their_releases_leave_no_unit_held(
+        shelf: Shelf, stub: product_pb2_grpc.ProductServiceStub, pg_engine: Engine) -> None:
+    """Whichever of an order's reservation and release takes the order's lock first, nothing stays held: a
+    release after the reservation puts its units back, a reservation after the release is refused."""
+    product_id = shelf.product("手机", stock=20)
+    [sku_id] = shelf.sku_ids(product_id)
+    orders = [f"RACE-{n}" for n in range(20)]
+
+    def reserve_and_release(order_no: str) -> set[str]:
+        ref = product_pb2.ReservationRef(order_no=order_no)
+        with ThreadPoolExecutor(max_workers=2) as pair:
+            reserved = pair.submit(outcome, lambda: reserve(stub, order_no, (sku_id, 1)))
+            released = pair.submit(lambda: stub.ReleaseReservation(ref).status)
+            return {reserved.result(), released.result()}
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outcomes = list(pool.map(reserve_and_release, orders))
+
+    assert {frozenset(o) for o in outcomes} <= {frozenset({"ok", "RELEASED"}),
+                                                frozenset({"RESERVATION_RELEASED", "NONE"})}, outcomes
+    with pg_engine.connect() as conn:
+        held = conn.execute(select(func.count()).select_from(reservations)
+                            .where(reservations.c.status == "RESERVED")).scalar_one()
+    assert (shelf.stock(product_id), held) == ([20], 0)
+
+
 def test_the_sweep_releases_expired_reservations_and_leaves_live_ones(shelf: Shelf, pg_uow: UowFactory) -> None:
     product_id = shelf.product("手机", stock=10)
     [sku_id] = shelf.sku_ids(product_id)

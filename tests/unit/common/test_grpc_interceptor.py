@@ -28,6 +28,10 @@ class FakeContext:
     status: grpc.StatusCode | None = None
     message: str = ""
     trailers: tuple = ()
+    remaining: float | None = 30.0  # seconds left of the caller's deadline, as grpc says (never below 0)
+
+    def time_remaining(self) -> float | None:
+        return self.remaining
 
     def code(self) -> grpc.StatusCode | None:
         return self.status
@@ -68,11 +72,11 @@ def invoke(verifier: TokenVerifier, servicer: Servicer) -> Callable[..., tuple[A
     """invoke(metadata): run one unary call of `servicer` through the interceptor; (reply or Aborted, context)."""
     interceptor = ContextInterceptor("user", verifier)
 
-    def _invoke(metadata: tuple = ()) -> tuple[Any, FakeContext]:
+    def _invoke(metadata: tuple = (), remaining: float | None = 30.0) -> tuple[Any, FakeContext]:
         handler = interceptor.intercept_service(
             lambda details: grpc.unary_unary_rpc_method_handler(servicer),
             CallDetails("/mall.user.v1.UserService/SendSmsCode", metadata))
-        context = FakeContext()
+        context = FakeContext(remaining=remaining)
         try:
             return handler.unary_unary("request", context), context
         except Aborted as aborted:
@@ -100,6 +104,20 @@ def test_request_id_and_caller_do_not_outlive_the_call(invoke, mint) -> None:
 
 def test_reply_of_the_servicer_is_returned(invoke) -> None:
     assert invoke()[0] == "reply"
+
+
+def test_a_call_whose_deadline_passed_while_it_waited_for_a_thread_is_not_run(invoke, servicer: Servicer) -> None:
+    """Its caller gave up and may have undone what it asked for (a submit's compensation): running it now would hold
+    stock, a coupon or points for an order that never exists."""
+    _, context = invoke(remaining=0.0)
+
+    assert (context.status, context.trailers, servicer.seen) == (
+        grpc.StatusCode.DEADLINE_EXCEEDED, ((CODE_KEY, "DEADLINE_EXCEEDED"),), [])
+
+
+@pytest.mark.parametrize("remaining", [0.2, None])  # time left, or no deadline at all
+def test_a_call_within_its_deadline_or_without_one_is_run(invoke, remaining: float | None) -> None:
+    assert invoke(remaining=remaining)[0] == "reply"
 
 
 def test_domain_error_becomes_its_status_with_code_and_details_trailers(invoke, servicer: Servicer) -> None:
