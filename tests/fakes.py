@@ -26,7 +26,7 @@ from services.common.wechatpay import NotifyRejected, WechatPayApiError, WechatP
 from services.common.wechatpay import Refund as ChannelRefund
 from services.order.aftersales import AfterSale
 from services.order.domain import Address as ShippingAddress
-from services.order.domain import CartItem, Order, Refund, RefundStatus, Transition
+from services.order.domain import CartItem, Order, OrderLine, Refund, RefundStatus, Transition
 from services.order.ports import CatalogSku, CouponLine, CouponOffer, LockedCoupon, StockLine, WalletCharge
 from services.order.uow import CaseSearch, LineReservation, ListedRefund, OrderSearch, OrderUnitOfWork, RefundSearch
 from services.order.wallet_reviews import ReviewStatus, WalletReview
@@ -484,6 +484,9 @@ class FakeOrderRepository:
 
     def by_order_no(self, order_no: str, *, lock: bool = False) -> Order | None:
         return next((order for order in self.orders if order.order_no == order_no), None)
+
+    def lines_of(self, order_ids: Collection[int]) -> dict[int, list[OrderLine]]:
+        return {order.id: list(order.lines) for order in self.orders if order.id in order_ids}
 
     def states(self, order_nos: list[str]) -> list[tuple[str, str, bool]]:
         return [(order.order_no, order.status, order.paid_at is not None) for order in self.orders

@@ -439,6 +439,13 @@ class SqlOrderRepository:
             query = query.with_for_update().execution_options(populate_existing=True)
         return self.session.execute(query).scalar_one_or_none()
 
+    def lines_of(self, order_ids: Collection[int]) -> dict[int, list[OrderLine]]:
+        found: dict[int, list[OrderLine]] = {}
+        for line, order_id in self.session.execute(select(OrderLine, order_lines.c.order_id)
+                                                   .where(order_lines.c.order_id.in_(set(order_ids)))):
+            found.setdefault(order_id, []).append(line)
+        return found
+
     def by_order_no(self, order_no: str, *, lock: bool = False) -> Order | None:
         query = select(Order).where(orders.c.order_no == order_no)
         if lock:  # read again as locked: the session's copy from an unlocked read earlier may be stale by now

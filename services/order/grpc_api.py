@@ -439,16 +439,23 @@ class AfterSaleServicer(after_sale_pb2_grpc.AfterSaleServiceServicer):
 
     def _page(self, search: CaseSearch, *, staff: bool) -> after_sale_pb2.ListAfterSalesResponse:
         found, total = aftersales.search_cases(self.uow(), search)
-        return after_sale_pb2.ListAfterSalesResponse(cases=[self._message(case, staff=staff) for case in found],
-                                                     total=total)
-
-    def _message(self, case: aftersales.AfterSale, *, staff: bool) -> after_sale_pb2.AfterSale:
-        """The case as staff see it (every step of its history, as recorded), or as its shopper does
-        (`AfterSale.shopper_history`): callers say which, so no note for staff reaches a shopper by default."""
-        with self.uow() as tx:  # the lines' names and specs as bought
-            order = tx.orders.get(case.order_id)
+        with self.uow() as tx:  # the page's goods in one read, not an order per case
+            lines = tx.orders.lines_of([case.order_id for case in found])
             tx.commit()
-        bought = {line.id: line for line in order.lines} if order is not None else {}
+        return after_sale_pb2.ListAfterSalesResponse(
+            cases=[self._message(case, staff=staff, lines=lines.get(case.order_id, [])) for case in found], total=total)
+
+    def _message(self, case: aftersales.AfterSale, *, staff: bool,
+                 lines: list[OrderLine] | None = None) -> after_sale_pb2.AfterSale:
+        """The case as staff see it (every step of its history, as recorded), or as its shopper does
+        (`AfterSale.shopper_history`): callers say which, so no note for staff reaches a shopper by default.
+        `lines`: its order's lines, when the caller read them already."""
+        if lines is None:
+            with self.uow() as tx:  # the lines' names and specs as bought
+                order = tx.orders.get(case.order_id)
+                tx.commit()
+            lines = order.lines if order is not None else []
+        bought = {line.id: line for line in lines}
         return after_sale_pb2.AfterSale(
             id=case.id, case_no=case.case_no, order_id=case.order_id, order_no=case.order_no, user_id=case.user_id,
             type=case.type, status=case.status, reason=case.reason, images=case.images, refund_fen=case.refund_fen,

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from services.common.uow import UnitOfWork
-from services.order.domain import CartItem, Order, Refund, RefundStatus
+from services.order.domain import CartItem, Order, OrderLine, Refund, RefundStatus
 
 if TYPE_CHECKING:
     from services.order.aftersales import AfterSale
@@ -46,6 +46,9 @@ class OrderRepository(Protocol):
     def get(self, order_id: int, *, lock: bool = False) -> Order | None: ...
 
     def by_order_no(self, order_no: str, *, lock: bool = False) -> Order | None: ...
+
+    def lines_of(self, order_ids: Collection[int]) -> dict[int, list[OrderLine]]:
+        """The lines of each of `order_ids`, in one read (a page of after-sales cases names their goods by them)."""
 
     def states(self, order_nos: list[str]) -> list[tuple[str, str, bool]]:
         """(order_no, status, ever paid) of the existing orders among `order_nos`, in one read of those columns."""

@@ -30,6 +30,7 @@ from services.user.tokens import TokenIssuer
 from tests.fakes import FakeMembers, FakeRefundPayments
 from tests.fixtures.keys import JwtKeys
 from tests.fixtures.postgres import drop_databases, migrations_dir, recreate_database, session_database_name
+from tests.fixtures.statements import statements
 from tests.integration.order.test_order_grpc import ALICE
 from tests.integration.order.test_refunds import paid
 
@@ -241,3 +242,30 @@ def test_migration_0012_shows_the_shopper_each_step_in_the_words_written_for_the
             uow.commit()
     finally:
         engine.dispose()
+
+
+def test_a_page_of_cases_names_its_goods_from_one_read_of_their_orders_lines_whatever_its_size(
+        api: CaseApi, pg_engine: Engine, pg_uow: functools.partial[SqlOrderUnitOfWork]) -> None:
+    alice, desk = api.as_user(ALICE), api.as_user(STAFF, "customer_service")
+
+    def case_on_new_order(order_no: str) -> None:
+        order_id = paid(pg_uow, order_no, OrderLine(101, 10, f"茶 {order_no}", "", 1000, 1))
+        service.ship_order(pg_uow(), order_id=order_id, carrier="SF", tracking_no=order_no, lines=None, actor="staff:7")
+        [line] = service.get_order(pg_uow(), user_id=None, order_id=order_id).lines
+        api.stub.CreateAfterSale(after_sale_pb2.CreateAfterSaleRequest(
+            order_id=order_id, type="refund_only", reason="坏了", lines=[after_sale_pb2.AfterSaleLine(line_id=line.id)]),
+            metadata=alice)
+
+    def page() -> tuple[list[str], list[str]]:
+        with statements(pg_engine) as sent:
+            cases = api.stub.SearchAfterSales(after_sale_pb2.SearchAfterSalesRequest(limit=10), metadata=desk).cases
+        return sent, sorted(line.name for case in cases for line in case.lines)
+
+    case_on_new_order("NP-1")
+    one_case = page()
+    case_on_new_order("NP-2")
+    case_on_new_order("NP-3")
+    three_cases = page()
+
+    assert one_case[0] == three_cases[0]  # the same statements for a page of one case and of three
+    assert three_cases[1] == ["茶 NP-1", "茶 NP-2", "茶 NP-3"]
