@@ -273,7 +273,7 @@ class ReviewOut(Reply):
 class MyReviewOut(ReviewOut):
     """One of my reviews, with the order line it reviews."""
 
-    order_no: str
+    order_no: str = Field(description="GET /orders?order_no= finds the order")
     line_id: int
     hidden: bool = Field(description="hidden by staff (moderation): not on the product's page, not in its rating")
 

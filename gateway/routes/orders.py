@@ -500,6 +500,9 @@ class AdminOrderDetailOut(AdminOrderOut):
 
 class OrdersQuery(PageQuery):
     status: OrderStatus | None = None
+    order_no: str | None = Field(None, pattern=anchored(formats.ORDER_NO),
+                                 description="one of my orders by its number (as my reviews name it); another "
+                                             "shopper's number finds nothing")
 
 
 class StaffSearchQuery(PageQuery):
@@ -550,7 +553,7 @@ def submit_order(body: OrderIn, idempotency_key: str) -> tuple[OrderOut, int]:
 @operation(summary="My orders, newest first", tag="orders", query=OrdersQuery, responses={200: Page[OrderOut]})
 def list_orders(query: OrdersQuery) -> Page[OrderOut]:
     found = service(OrderServiceStub).ListOrders(order_pb2.ListOrdersRequest(
-        status=query.status or "", offset=query.offset, limit=query.page_size))
+        status=query.status or "", order_no=query.order_no or "", offset=query.offset, limit=query.page_size))
     return Page[OrderOut].of([OrderOut.from_proto(order) for order in found.orders], query, found.total)
 
 

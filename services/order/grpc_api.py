@@ -105,7 +105,8 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
 
     def ListOrders(self, request: order_pb2.ListOrdersRequest,
                    context: grpc.ServicerContext) -> order_pb2.ListOrdersResponse:
-        search = OrderSearch(user_id=require_caller().user_id, status=request.status, **_page(request))
+        search = OrderSearch(user_id=require_caller().user_id, status=request.status, order_no=request.order_no,
+                             **_page(request))
         found, total = service.search_orders(self.uow(), search)
         return order_pb2.ListOrdersResponse(orders=[order_message(order, staff=False) for order in found], total=total)
 

@@ -93,6 +93,18 @@ def test_my_orders_filter_by_status_and_staff_search_sees_everyone(server: Order
         grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
 
 
+def test_my_order_number_finds_my_order_and_another_shoppers_number_finds_nothing(server: OrderServer) -> None:
+    mine = submit(server, "mine")
+    theirs = submit(server, "theirs", user_id=BOB, checkout=order_pb2.CheckoutRequest(sku_id=102, quantity=1,
+                                                                                      address_id=8))
+
+    def found(order_no: str) -> tuple[list[int], int]:
+        answer = server.stub.ListOrders(order_pb2.ListOrdersRequest(order_no=order_no), metadata=server.as_user(ALICE))
+        return [order.id for order in answer.orders], answer.total
+
+    assert (found(mine.order_no), found(theirs.order_no)) == (([mine.id], 1), ([], 0))
+
+
 def paid_notify(server: OrderServer, simulator: RunningSimulator, tamper: str | None = None
                 ) -> tuple[order_pb2.Order, order_pb2.WechatPayNotifyRequest]:
     order = submit(server, f"pay-{tamper}-{datetime.now(UTC).timestamp()}")

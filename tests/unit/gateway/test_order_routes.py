@@ -558,3 +558,21 @@ def test_a_closed_refund_wechat_pay_paid_after_all_is_refunded_to_the_shopper_ev
         ("1", "refunded", 8299), ("3", "contact_support", 500), ("4", "refunded", 8299), ("5", "refunded", 999),
         ("6", "processing", 999)]
     assert [refund for refund in body["refunds"] if "paid_after_close_at" in refund] == []
+
+
+def test_my_orders_by_number_asks_the_order_service_for_that_number(client: FlaskClient, clients, auth) -> None:
+    clients.order.ListOrders.reply = order_pb2.ListOrdersResponse(orders=[ORDER], total=1)
+
+    response = client.get("/api/v1/orders", query_string={"order_no": ORDER.order_no}, headers=auth)
+
+    assert (response.status_code, [order["order_no"] for order in response.get_json()["items"]],
+            response.get_json()["total"]) == (200, [ORDER.order_no], 1)
+    assert clients.order.ListOrders.calls[0].message.order_no == ORDER.order_no
+
+
+def test_a_malformed_order_number_is_a_400_and_never_asked(client: FlaskClient, clients, auth) -> None:
+    response = client.get("/api/v1/orders", query_string={"order_no": "5' OR 1=1"}, headers=auth)
+
+    assert (response.status_code, response.get_json()["error"]["code"], list(
+        response.get_json()["error"]["details"])) == (400, "INVALID_REQUEST", ["order_no"])
+    assert clients.order.ListOrders.calls == []
