@@ -237,11 +237,17 @@ def _points_latency(server: str, rate: float, seconds: float, shopper_count: int
 
 
 def _wechat_shopper(api: str, sim: SimulatorClient, n: int) -> tuple[dict[str, str], int]:
-    """A WeChat shopper (so WeChat Pay charges them), verified, a member, with an address: (headers, address id)."""
-    code = sim.wechat_login_code(f"o-bench-member-{uuid.uuid4().hex[:10]}")
+    """A WeChat shopper (so WeChat Pay charges them), verified, with a phone bound, a member, with an address:
+    (headers, address id)."""
+    openid = f"o-bench-member-{uuid.uuid4().hex[:10]}"
+    code = sim.wechat_login_code(openid)
     headers = {"Authorization": f"Bearer {_post(api, '/auth/login/wechat', {'code': code})['access_token']}"}
     first17 = f"110105{date(1980, 1, 1) + timedelta(days=n):%Y%m%d}123"
     _post(api, "/me/identity", {"real_name": "赵六", "id_number": first17 + id_check_digit(first17)}, headers)
+    phone = f"136{n:08d}"  # membership is by phone number
+    sent = _post(api, "/auth/sms-codes", {"phone": phone, "purpose": "bind"})
+    _post(api, "/me/phone", {"phone": phone, "code": sent["dev_code"], "wechat_code": sim.wechat_login_code(openid)},
+          headers)
     requests.post(f"{api}/member/signup", json={"channel": "self"}, headers=headers, timeout=30)  # or by spend
     address = _post(api, "/me/addresses", {"receiver_name": "赵六", "receiver_phone": "13900001111", "province": "浙江省",
                                            "city": "杭州市", "district": "西湖区", "detail": "文三路 2 号",

@@ -907,6 +907,18 @@ class FakeCategories:
 
 
 @dataclass
+class FakePhones:
+    """Who has bound a phone, as the member service asks the user service: everyone but the `wechat_only` users."""
+
+    wechat_only: Collection[int] = ()
+    asked: list[int] = field(default_factory=list)
+
+    def has_phone(self, user_id: int) -> bool:
+        self.asked.append(user_id)
+        return user_id not in self.wechat_only
+
+
+@dataclass
 class FakeStock:
     """The product service's reservations over a FakeCatalog: SKU_UNAVAILABLE, OUT_OF_STOCK, or the snapshot."""
 

@@ -316,7 +316,8 @@ class RechargesQuery(PageQuery):
            responses={200: MemberOut},
            description="channel: how the shopper came, self, invitation (needs a member's invite_code) or campaign. "
                        "A shopper whose paid spend reaches 100 yuan joins by itself with channel purchase, which a "
-                       "signup cannot declare (400).")
+                       "signup cannot declare (400). Membership is by phone number: an account with no phone bound "
+                       "(WeChat-only) is refused 422 PHONE_REQUIRED, nothing joined; bind one with POST /me/phone.")
 def sign_up(body: SignUp) -> MemberOut:
     reply = service(MemberServiceStub).SignUp(pb.SignUpRequest(channel=body.channel,
                                                                 invite_code=body.invite_code or ""))

@@ -35,7 +35,7 @@ from services.member.domain import (
     Recharge,
     Withdrawal,
 )
-from services.member.service import Categories
+from services.member.service import Categories, Phones
 from services.member.uow import MemberUnitOfWork
 
 STAFF_ACTING_FOR_SHOPPERS = (Role.ADMIN, Role.FINANCE, Role.CUSTOMER_SERVICE)
@@ -47,18 +47,20 @@ PAYMENT_VOIDERS = ("order",)  # what a wallet paid for an order, else no payment
 
 class MemberServicer(member_pb2_grpc.MemberServiceServicer):
     def __init__(self, uow: Callable[[], MemberUnitOfWork], payout: PayoutChannel, payment: PaymentChannel, *,
-                 categories: Categories, coupon_max_face_fen: int = DEFAULT_COUPON_MAX_FACE_FEN) -> None:
+                 categories: Categories, phones: Phones,
+                 coupon_max_face_fen: int = DEFAULT_COUPON_MAX_FACE_FEN) -> None:
         self.uow = uow
         self.payout = payout
         self.payment = payment
         self.categories = categories  # coupon templates name only categories the catalogue has
+        self.phones = phones  # shoppers join with a bound phone number
         self.coupon_max_face_fen = coupon_max_face_fen
 
     # membership
 
     def SignUp(self, request: pb.SignUpRequest, context: grpc.ServicerContext) -> pb.SignUpResponse:
-        summary, created = service.sign_up(self.uow(), user_id=require_caller().user_id, channel=request.channel,
-                                           invite_code=request.invite_code or None)
+        summary, created = service.sign_up_by_phone(self.uow(), self.phones, user_id=require_caller().user_id,
+                                                    channel=request.channel, invite_code=request.invite_code or None)
         return pb.SignUpResponse(member=_member(summary), created=created)
 
     def GetMember(self, request: pb.GetMemberRequest, context: grpc.ServicerContext) -> pb.GetMemberResponse:

@@ -103,10 +103,29 @@ def post(uow: MemberUnitOfWork, posting: Posting, now: datetime) -> bool:
 # ---------------------------------------------------------------- membership
 
 
+class Phones(Protocol):
+    """Whether a shopper has a phone number bound to their account (the user service knows)."""
+
+    def has_phone(self, user_id: int) -> bool:
+        """True when `user_id` (the caller) has bound a phone; a DomainError (503 USER_UNAVAILABLE) when it cannot
+        say."""
+        ...
+
+
+def sign_up_by_phone(uow: MemberUnitOfWork, phones: Phones, *, user_id: int, channel: str, invite_code: str | None,
+                     now: datetime | None = None) -> tuple[MemberSummary, bool]:
+    """A shopper joins with their phone number (M1): one with none bound, a WeChat-only account, is refused 422
+    PHONE_REQUIRED and nothing joins (asked before the membership is locked); else as `sign_up`."""
+    if not phones.has_phone(user_id):
+        raise DomainError("PHONE_REQUIRED", "bind a phone number to your account before becoming a member",
+                          details={"phone": "required"})
+    return sign_up(uow, user_id=user_id, channel=channel, invite_code=invite_code, now=now)
+
+
 def sign_up(uow: MemberUnitOfWork, *, user_id: int, channel: str, invite_code: str | None,
             now: datetime | None = None) -> tuple[MemberSummary, bool]:
     """Make the user a member through `channel`, one a shopper may declare (Member.check_signup_channel; once: again
-    returns the membership, created False)."""
+    returns the membership, created False). Shoppers reach it through `sign_up_by_phone`."""
     Member.check_signup_channel(channel)
     now = now or utcnow()
     with uow:

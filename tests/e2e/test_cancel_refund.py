@@ -104,7 +104,7 @@ def test_a_wechat_paid_order_cancelled_and_approved_is_refunded_by_wechat_pay_an
 def test_a_balance_paid_order_cancelled_and_approved_goes_back_to_the_wallet_at_once(platform: Platform) -> None:
     api = platform.api
     product_id, sku_id = product_on_shelf(platform, stock=4, price_fen=1250)
-    shopper, address_id = verified_wechat_shopper(platform)
+    shopper, address_id = verified_wechat_shopper(platform, with_phone=True)
     member_with_balance(platform, shopper, 10_000)
     order = paid_order(platform, shopper, address_id, sku_id, 3, "balance")
     payable = order["payable_fen"]
@@ -126,7 +126,7 @@ def test_a_paid_order_with_a_coupon_and_points_cancelled_and_approved_gives_both
         platform: Platform) -> None:
     api, simulator = platform.api, SimulatorClient(platform.simulator_url)
     product_id, sku_id = product_on_shelf(platform, stock=5, price_fen=30_000)
-    shopper, address_id = verified_wechat_shopper(platform)
+    shopper, address_id = verified_wechat_shopper(platform, with_phone=True)
     assert requests.post(f"{api}/member/signup", json={"channel": "self"}, headers=shopper,
                          timeout=10).status_code in (200, 201)
     template = requests.post(f"{api}/admin/coupons", headers=admin_headers(platform), timeout=10, json={

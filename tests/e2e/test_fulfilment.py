@@ -61,7 +61,7 @@ def test_pay_ship_confirm_review_then_a_refund_only_case_is_approved_and_refunde
         platform: Platform) -> None:
     api, admin = platform.api, admin_headers(platform)
     product_id, sku_id = product_on_shelf(platform, stock=5, price_fen=1999)
-    shopper, address_id = verified_wechat_shopper(platform)
+    shopper, address_id = verified_wechat_shopper(platform, with_phone=True)
     joined = requests.post(f"{api}/member/signup", json={"channel": "self"}, headers=shopper, timeout=TIMEOUT)
     assert joined.status_code in (200, 201), joined.text
     order = paid_order(platform, shopper, address_id, sku_id, quantity=2)

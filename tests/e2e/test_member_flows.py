@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.fixtures.platform import Platform
-from tests.fixtures.shop import sms_login, staff, wechat_login
+from tests.fixtures.shop import bind_new_phone, sms_login, staff, wechat_login
 from tools.simulator.client import SimulatorClient
 
 pytestmark = pytest.mark.e2e
@@ -20,6 +20,7 @@ pytestmark = pytest.mark.e2e
 def test_a_member_recharges_withdraws_once_per_key_and_finance_pays_it_out(platform: Platform) -> None:
     openid = f"o-e2e-member-{uuid.uuid4().hex[:10]}"
     shopper, stranger = wechat_login(platform, openid), sms_login(platform, "13700001101")
+    bind_new_phone(platform, shopper, openid)  # membership is by phone number
     api = platform.api
 
     joined = requests.post(f"{api}/member/signup", json={"channel": "self"}, headers=shopper, timeout=10)

@@ -95,7 +95,7 @@ def test_a_flash_sale_of_100_units_to_1000_concurrent_orders_sells_exactly_100_a
 def test_a_member_coupon_is_quoted_locked_by_the_order_and_released_when_it_is_cancelled(platform: Platform) -> None:
     api = platform.api
     product_id, sku_id = product_on_shelf(platform, stock=5, price_fen=1999)
-    shopper, address_id = verified_wechat_shopper(platform)
+    shopper, address_id = verified_wechat_shopper(platform, with_phone=True)
     template = requests.post(f"{api}/admin/coupons", headers=admin_headers(platform), timeout=10, json={
         "name": "满10减5", "kind": "fixed", "amount_fen": 500, "threshold_fen": 1000, "total": 10,
         "valid_from": "2020-01-01T00:00:00Z", "valid_to": "2199-01-01T00:00:00Z"})
@@ -145,7 +145,7 @@ def test_a_coupon_for_a_parent_category_is_quoted_and_locked_for_the_lines_filed
     digital = category("数码")
     _, phone = product_on_shelf(platform, stock=5, price_fen=1999, category_id=category("手机", digital))
     _, sofa = product_on_shelf(platform, stock=5, price_fen=2500, category_id=category("家居"))
-    shopper, address_id = verified_wechat_shopper(platform)
+    shopper, address_id = verified_wechat_shopper(platform, with_phone=True)
     assert requests.post(f"{api}/member/signup", json={"channel": "self"}, headers=shopper,
                          timeout=10).status_code in (200, 201)
     coupons = {}
@@ -211,7 +211,7 @@ def run_the_payment_timeout_at(platform: Platform, now: datetime) -> int:
 def test_an_unpaid_order_past_its_deadline_is_cancelled_and_its_stock_and_coupon_released(platform: Platform) -> None:
     api = platform.api
     product_id, sku_id = product_on_shelf(platform, stock=5, price_fen=1999)
-    shopper, address_id = verified_wechat_shopper(platform)
+    shopper, address_id = verified_wechat_shopper(platform, with_phone=True)
     template = requests.post(f"{api}/admin/coupons", headers=admin_headers(platform), timeout=10, json={
         "name": "满10减3", "kind": "fixed", "amount_fen": 300, "threshold_fen": 1000, "total": 10,
         "valid_from": "2020-01-01T00:00:00Z", "valid_to": "2199-01-01T00:00:00Z"})
@@ -243,7 +243,7 @@ def test_an_unpaid_order_past_its_deadline_is_cancelled_and_its_stock_and_coupon
 def test_paying_with_the_balance_takes_exactly_the_payable_amount_from_the_wallet_once(platform: Platform) -> None:
     api = platform.api
     product_id, sku_id = product_on_shelf(platform, stock=5, price_fen=1999)
-    shopper, address_id = verified_wechat_shopper(platform)
+    shopper, address_id = verified_wechat_shopper(platform, with_phone=True)
     member_with_balance(platform, shopper, 10_000)
     order = place(platform, shopper, {"sku_id": sku_id, "quantity": 2, "address_id": address_id})
     amounts = order["amounts"]

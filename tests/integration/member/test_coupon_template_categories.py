@@ -29,6 +29,7 @@ from services.product.domain import Category
 from services.product.grpc_api import ProductServicer
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
+from tests.fakes import FakePhones
 from tests.fixtures.keys import JwtKeys
 
 pytestmark = pytest.mark.integration
@@ -64,7 +65,8 @@ def gateway(uow: Callable[[], SqlMemberUnitOfWork], jwt_keys: JwtKeys,
     clients = ServiceClients(Discovery(None, Env({"PRODUCT_GRPC_TARGET": f"127.0.0.1:{product_port}"})), 2)
     settings = ServiceSettings.from_env("member", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
                                                    "MEMBER_GRPC_LISTEN": "127.0.0.1:0"})
-    servicer = MemberServicer(uow, SimulatedPayout(), RechargeChannels({}), categories=GrpcCategories(clients))
+    servicer = MemberServicer(uow, SimulatedPayout(), RechargeChannels({}), categories=GrpcCategories(clients),
+                              phones=FakePhones())
     server, port = create_server(settings, [registration(member_pb2, member_pb2_grpc, "MemberService", servicer)])
     server.start()
     app = create_app(GatewaySettings(jwt_public_key_pem=jwt_keys.public_pem, consul_http_addr=None,

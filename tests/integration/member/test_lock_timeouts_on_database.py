@@ -28,7 +28,7 @@ from services.member.domain import PLATFORM, Account, transfer
 from services.member.grpc_api import MemberServicer
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
-from tests.fakes import FakeCategories
+from tests.fakes import FakeCategories, FakePhones
 from tests.fixtures.kafka import Delivered, ScriptedConsumer, batch
 from tests.fixtures.keys import JwtKeys
 from tests.fixtures.postgres import start_thread
@@ -54,7 +54,8 @@ def impatient_uow(engine: Engine, migrated_database: Callable[[str], str]) -> It
 @pytest.fixture
 def stub(impatient_uow: Callable[[], SqlMemberUnitOfWork],
          jwt_keys: JwtKeys) -> Iterator[member_pb2_grpc.MemberServiceStub]:
-    servicer = MemberServicer(impatient_uow, SimulatedPayout(), RechargeChannels({}), categories=FakeCategories())
+    servicer = MemberServicer(impatient_uow, SimulatedPayout(), RechargeChannels({}),
+                              categories=FakeCategories(), phones=FakePhones())
     settings = ServiceSettings.from_env("member", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
                                                    "MEMBER_GRPC_LISTEN": "127.0.0.1:0"})
     server, port = create_server(settings, [registration(pb, member_pb2_grpc, "MemberService", servicer)])

@@ -29,7 +29,7 @@ from services.member.db import SqlMemberUnitOfWork, coupons, member_lookups, rec
 from services.member.domain import PLATFORM, Account, transfer
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
-from tests.fakes import FakeCategories
+from tests.fakes import FakeCategories, FakePhones
 from tests.fixtures.keys import JwtKeys, as_service
 from tests.unit.common.test_wechatpay import pem_private, pem_public
 
@@ -54,7 +54,7 @@ def stub(uow: Callable[[], SqlMemberUnitOfWork], jwt_keys: JwtKeys,
         app_id=APP_ID, app_private_key_pem=pem_private(app_key), alipay_public_key_pem=pem_public(alipay_key))),
         "https://mall.example/api/v1/payments/alipay/notify")})
     servicer = __import__("services.member.grpc_api", fromlist=["MemberServicer"]).MemberServicer(
-        uow, SimulatedPayout(), channels, categories=FakeCategories())
+        uow, SimulatedPayout(), channels, categories=FakeCategories(), phones=FakePhones())
     settings = ServiceSettings.from_env("member", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
                                                    "MEMBER_GRPC_LISTEN": "127.0.0.1:0"})
     server, port = create_server(settings, [registration(pb, member_pb2_grpc, "MemberService", servicer)])

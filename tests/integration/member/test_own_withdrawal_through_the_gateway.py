@@ -21,7 +21,7 @@ from services.member.domain import PLATFORM, Account, transfer
 from services.member.grpc_api import MemberServicer
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
-from tests.fakes import FakeCategories
+from tests.fakes import FakeCategories, FakePhones
 from tests.fixtures.keys import JwtKeys
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,8 @@ def gateway(uow: Callable[[], SqlMemberUnitOfWork], jwt_keys: JwtKeys) -> Iterat
     """The gateway app, its member service a real gRPC server on PostgreSQL."""
     settings = ServiceSettings.from_env("member", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
                                                    "MEMBER_GRPC_LISTEN": "127.0.0.1:0"})
-    servicer = MemberServicer(uow, SimulatedPayout(), RechargeChannels({}), categories=FakeCategories())
+    servicer = MemberServicer(uow, SimulatedPayout(), RechargeChannels({}),
+                              categories=FakeCategories(), phones=FakePhones())
     server, port = create_server(settings, [registration(member_pb2, member_pb2_grpc, "MemberService", servicer)])
     server.start()
     app = create_app(GatewaySettings(jwt_public_key_pem=jwt_keys.public_pem, consul_http_addr=None,

@@ -28,7 +28,7 @@ from services.member.domain import PLATFORM, Account, transfer
 from services.member.grpc_api import MemberServicer
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
-from tests.fakes import FakeCategories
+from tests.fakes import FakeCategories, FakePhones
 from tests.fixtures.keys import JwtKeys
 from tests.fixtures.simulator import RunningSimulator
 
@@ -109,7 +109,7 @@ def shop(uow: Callable[[], SqlMemberUnitOfWork], jwt_keys: JwtKeys, simulator: R
     payout = WechatTransferPayout(WechatPay(simulator.wechatpay_settings()), Payers(openid))
     settings = ServiceSettings.from_env("member", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
                                                    "MEMBER_GRPC_LISTEN": "127.0.0.1:0"})
-    servicer = MemberServicer(uow, payout, RechargeChannels({}), categories=FakeCategories())
+    servicer = MemberServicer(uow, payout, RechargeChannels({}), categories=FakeCategories(), phones=FakePhones())
     server, port = create_server(settings, [registration(member_pb2, member_pb2_grpc, "MemberService", servicer)])
     server.start()
     app = create_app(GatewaySettings(jwt_public_key_pem=jwt_keys.public_pem, consul_http_addr=None,

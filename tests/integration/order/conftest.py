@@ -32,7 +32,7 @@ from services.order.refunds import WechatRefunds
 from services.order.service import OrderSettings
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
-from tests.fakes import FakeCatalog, FakeCategories, FakeMembers, FakeStock, FakeUsers
+from tests.fakes import FakeCatalog, FakeCategories, FakeMembers, FakePhones, FakeStock, FakeUsers
 from tests.fixtures.keys import JwtKeys, service_token
 from tests.fixtures.simulator import RunningSimulator
 
@@ -117,7 +117,8 @@ def member_uow(service_engine: Callable[[str], Engine]) -> Callable[[], SqlMembe
 def member_target(member_uow: Callable[[], SqlMemberUnitOfWork], jwt_keys: JwtKeys) -> Iterator[str]:
     settings = ServiceSettings.from_env("member", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
                                                    "MEMBER_GRPC_LISTEN": "127.0.0.1:0"})
-    servicer = MemberServicer(member_uow, SimulatedPayout(), RechargeChannels({}), categories=FakeCategories())
+    servicer = MemberServicer(member_uow, SimulatedPayout(), RechargeChannels({}),
+                              categories=FakeCategories(), phones=FakePhones())
     server, port = create_server(settings, [registration(member_pb2, member_pb2_grpc, "MemberService", servicer)])
     server.start()
     yield f"127.0.0.1:{port}"

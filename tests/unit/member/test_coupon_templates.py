@@ -20,7 +20,7 @@ from services.member.channels import RechargeChannels, SimulatedPayout
 from services.member.config import MemberServiceSettings
 from services.member.domain import OrderLine
 from services.member.grpc_api import MemberServicer
-from tests.fakes import FakeCategories
+from tests.fakes import FakeCategories, FakePhones
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 from tests.unit.member.test_recharge_expiry import base
 
@@ -254,7 +254,8 @@ def test_a_maximum_face_value_out_of_its_bounds_stops_the_service_at_start(tmp_p
 
 
 def test_the_servicer_creates_templates_worth_at_most_its_configured_maximum(uow: FakeMemberUnitOfWork) -> None:
-    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}), categories=FakeCategories(),
+    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}),
+                              categories=FakeCategories(), phones=FakePhones(),
                               coupon_max_face_fen=1_000)
     request = pb.CreateCouponTemplateRequest(name="x", kind="fixed", amount_fen=1_001, total=1, per_user_limit=1,
                                              valid_from=timestamp(NOW), valid_to=timestamp(NOW + timedelta(days=1)))
@@ -296,7 +297,8 @@ def test_a_template_whose_validity_has_already_ended_is_refused(uow: FakeMemberU
 def test_the_servicer_passes_the_claims_idempotency_key_so_a_retry_answers_the_first_coupon(
         uow: FakeMemberUnitOfWork) -> None:
     template_id = template(uow, total=5, per_user_limit=3)
-    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}), categories=FakeCategories())
+    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}),
+                              categories=FakeCategories(), phones=FakePhones())
     request = pb.ClaimCouponRequest(template_id=template_id, idempotency_key="tap-1")
     token = caller_var.set(Caller(user_id=ALICE, roles=frozenset(), token_id="t"))
     try:
@@ -314,7 +316,8 @@ def test_a_claim_retried_after_its_template_ended_shows_the_coupon_expired_as_th
     claimed_at = now - timedelta(days=2)
     template_id = template(uow, valid_from=now - timedelta(days=10), valid_to=now - timedelta(days=1), now=claimed_at)
     service.claim_coupon(uow, user_id=ALICE, template_id=template_id, idempotency_key="tap-1", now=claimed_at)
-    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}), categories=FakeCategories())
+    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}),
+                              categories=FakeCategories(), phones=FakePhones())
     token = caller_var.set(Caller(user_id=ALICE, roles=frozenset(), token_id="t"))
     try:
         retried = servicer.ClaimCoupon(pb.ClaimCouponRequest(template_id=template_id, idempotency_key="tap-1"),
@@ -430,7 +433,8 @@ def test_template_creates_without_a_key_each_create_a_template(uow: FakeMemberUn
 
 def test_the_servicer_passes_the_template_creates_idempotency_key_so_a_retry_answers_the_first(
         uow: FakeMemberUnitOfWork) -> None:
-    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}), categories=FakeCategories())
+    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}),
+                              categories=FakeCategories(), phones=FakePhones())
     request = pb.CreateCouponTemplateRequest(
         name="5 yuan off", kind="fixed", amount_fen=500, total=10, per_user_limit=1,
         valid_from=timestamp(datetime.now(UTC) + timedelta(days=1)),

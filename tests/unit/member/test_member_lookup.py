@@ -17,7 +17,7 @@ from services.member import service
 from services.member.channels import RechargeChannels, SimulatedPayout
 from services.member.domain import PLATFORM, Account, transfer
 from services.member.grpc_api import MemberServicer
-from tests.fakes import FakeCategories
+from tests.fakes import FakeCategories, FakePhones
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 
 NOW = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
@@ -48,7 +48,8 @@ def calling_as(user_id: int, *roles: str) -> Iterator[None]:
 
 
 def servicer(uow: FakeMemberUnitOfWork) -> MemberServicer:
-    return MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}), categories=FakeCategories())
+    return MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}),
+                          categories=FakeCategories(), phones=FakePhones())
 
 
 def look_up(uow: FakeMemberUnitOfWork, user_id: int = SHOPPER, **page: int) -> member_pb2.LookUpMemberResponse:

@@ -14,7 +14,7 @@ from services.member import service
 from services.member.channels import RechargeChannels, SimulatedPayout
 from services.member.domain import Withdrawal
 from services.member.grpc_api import MemberServicer
-from tests.fakes import FakeCategories
+from tests.fakes import FakeCategories, FakePhones
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 from tests.unit.member.test_use_cases import balances, fund
 
@@ -67,7 +67,8 @@ def test_another_finance_staff_member_approves_it_and_it_is_paid_once(uow: FakeM
 
 def test_the_servicer_takes_the_decider_from_the_callers_token(uow: FakeMemberUnitOfWork) -> None:
     withdrawal = requested(uow)
-    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}), categories=FakeCategories())
+    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}),
+                              categories=FakeCategories(), phones=FakePhones())
     token = caller_var.set(Caller(user_id=CLERK, roles=frozenset({Role.FINANCE}), token_id="t", token="x"))
     try:
         with pytest.raises(Forbidden) as refused:

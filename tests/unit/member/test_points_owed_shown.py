@@ -8,7 +8,7 @@ from services.common.auth import Caller, caller_var
 from services.member import service
 from services.member.channels import RechargeChannels, SimulatedPayout
 from services.member.grpc_api import MemberServicer
-from tests.fakes import FakeCategories
+from tests.fakes import FakeCategories, FakePhones
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 from tests.unit.member.test_use_cases import ALICE, BOB, NOW
 
@@ -19,7 +19,8 @@ def test_get_member_answers_the_points_owed_of_every_kind_in_one_total() -> None
     uow.points.add_owed(ALICE, "order_refunded", 70)
     uow.points.add_owed(ALICE, "points_used", 30)
     uow.points.add_owed(BOB, "order_refunded", 500)
-    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}), categories=FakeCategories())
+    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}),
+                              categories=FakeCategories(), phones=FakePhones())
     token = caller_var.set(Caller(user_id=ALICE, roles=frozenset(), token_id="t", token="x"))
     try:
         answer = servicer.GetMember(member_pb2.GetMemberRequest(), None)  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from services.member import service
 from services.member.channels import SimulatedPayment, SimulatedPayout
 from services.member.domain import PLATFORM, Account, Member, OrderLine, Withdrawal, level_for, transfer
 from services.member.uow import MemberUnitOfWork
-from tests.fakes import FakeCategories
+from tests.fakes import FakeCategories, FakePhones
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 
 NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
@@ -41,6 +41,24 @@ def test_signing_up_twice_keeps_the_first_membership(uow: FakeMemberUnitOfWork) 
 
     assert (created, created_again) == (True, False)
     assert (again.member.member_no, again.member.channel) == (first.member.member_no, "self")
+
+
+def test_a_shopper_without_a_bound_phone_is_refused_422_phone_required_and_does_not_join(
+        uow: FakeMemberUnitOfWork) -> None:
+    phones = FakePhones(wechat_only=[ALICE])
+
+    with pytest.raises(DomainError) as raised:
+        service.sign_up_by_phone(uow, phones, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+
+    assert (raised.value.code, raised.value.kind, raised.value.details, uow.members.get(ALICE), phones.asked) == (
+        "PHONE_REQUIRED", ErrorKind.BUSINESS_RULE, {"phone": "required"}, None, [ALICE])
+
+
+def test_a_shopper_with_a_bound_phone_joins(uow: FakeMemberUnitOfWork) -> None:
+    joined, created = service.sign_up_by_phone(uow, FakePhones(wechat_only=[BOB]), user_id=ALICE, channel="self",
+                                               invite_code=None, now=NOW)
+
+    assert (created, joined.member.channel, uow.members.get(ALICE) is not None) == (True, "self", True)
 
 
 def test_a_shopper_cannot_declare_they_joined_by_purchase(uow: FakeMemberUnitOfWork) -> None:
