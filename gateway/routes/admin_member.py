@@ -67,6 +67,22 @@ class StaffCouponTemplateOut(CouponTemplateOut):
                    disable_reason=template.disable_reason)
 
 
+class CountedCouponTemplateOut(StaffCouponTemplateOut):
+    """A coupon template as staff list them, with its claimed coupons counted by how they stand now: each is in
+    exactly one count, together `issued`."""
+
+    available_count: int = Field(description="claimed, neither held by an order nor used, the template still valid")
+    locked_count: int = Field(description="held by an order awaiting payment (released if it is cancelled)")
+    used_count: int = Field(description="an order was paid with it")
+    expired_count: int = Field(description="claimed, never used, and the template's valid_to has passed")
+
+    @classmethod
+    def from_proto(cls, template: pb.CouponTemplate) -> CountedCouponTemplateOut:
+        usage = template.usage
+        return cls(**StaffCouponTemplateOut.from_proto(template).model_dump(), available_count=usage.available,
+                   locked_count=usage.locked, used_count=usage.used, expired_count=usage.expired)
+
+
 class TemplatesQuery(PageQuery):
     status: TemplateStatus | None = None
 
@@ -162,12 +178,14 @@ def create_coupon_template(body: CouponTemplateIn, idempotency_key: str) -> tupl
 
 @bp.get("/coupon-templates")
 @operation(summary="Coupon templates, newest first", tag="admin", roles=TEMPLATE_READERS, query=TemplatesQuery,
-           responses={200: Page[StaffCouponTemplateOut]})
-def list_coupon_templates(query: TemplatesQuery) -> Page[StaffCouponTemplateOut]:
+           responses={200: Page[CountedCouponTemplateOut]},
+           description="Each with its claimed coupons counted by how they stand now (available, locked, used, "
+                       "expired: together issued).")
+def list_coupon_templates(query: TemplatesQuery) -> Page[CountedCouponTemplateOut]:
     reply = service(MemberServiceStub).ListCouponTemplates(pb.ListCouponTemplatesRequest(
         status=query.status or "", offset=query.offset, limit=query.page_size))
-    return Page[StaffCouponTemplateOut].of([StaffCouponTemplateOut.from_proto(t) for t in reply.templates], query,
-                                           reply.total)
+    return Page[CountedCouponTemplateOut].of([CountedCouponTemplateOut.from_proto(t) for t in reply.templates],
+                                             query, reply.total)
 
 
 @bp.get("/coupon-templates/<id:template_id>")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any, Self
 
@@ -202,6 +203,7 @@ coupons = Table(
     Column("locked_at", UTCDateTime, nullable=True),
     Index("ix_coupons_user_template", "user_id", "template_id"),
     Index("ix_coupons_status_locked", "status", "locked_at"),  # the expiry sweep's
+    Index("ix_coupons_template_status", "template_id", "status"),  # staff's counts by template (migration 0018)
 )
 
 # Coupon locks the expiry sweep released (services.member.domain.CHECKOUT_HOLD_TTL), by the order that held them;
@@ -579,6 +581,17 @@ class SqlCouponRepository:
         where = [coupon_templates.c.status == status] if status else []
         return counted_page(self.session, CouponTemplate, coupon_templates, where, [coupon_templates.c.id.desc()],
                             offset, limit)
+
+    def count_by_status(self, template_ids: Collection[int]) -> dict[int, dict[str, int]]:
+        counted: dict[int, dict[str, int]] = {}
+        if not template_ids:
+            return counted
+        rows = self.session.execute(
+            select(coupons.c.template_id, coupons.c.status, func.count())
+            .where(coupons.c.template_id.in_(list(template_ids))).group_by(coupons.c.template_id, coupons.c.status))
+        for template_id, status, count in rows:
+            counted.setdefault(template_id, {})[status] = count
+        return counted
 
     def claimable(self, user_id: int, now: datetime, offset: int,
                   limit: int) -> tuple[list[tuple[CouponTemplate, int]], int]:

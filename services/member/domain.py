@@ -6,7 +6,7 @@ import enum
 import re
 import secrets
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -426,6 +426,25 @@ TEMPLATE_REASON_MAX = 200
 DEFAULT_COUPON_MAX_FACE_FEN = 100_000
 COUPON_MAX_FACE_FEN = (100, 10**12)  # what MEMBER_COUPON_MAX_FACE_FEN may be set to
 OWN_TEMPLATE = "staff cannot approve or claim a coupon template they created or approved; another staff member must"
+
+
+@dataclass(frozen=True)
+class CouponUsage:
+    """How the coupons claimed from one template stand: each claimed coupon is in exactly one of these (together
+    the template's `issued`), as its shopper sees it (Coupon.shown_status)."""
+
+    available: int = 0  # claimed, usable: neither held by an order nor used, and the template still valid
+    locked: int = 0     # held by an order awaiting payment
+    used: int = 0       # an order was paid with it
+    expired: int = 0    # claimed, never used, and the template's valid_to has passed
+
+    @classmethod
+    def of(cls, template: CouponTemplate, stored: Mapping[str, int], now: datetime) -> CouponUsage:
+        """From the template's coupons counted by stored status: past `valid_to`, the available ones are expired."""
+        available = stored.get(CouponStatus.AVAILABLE, 0)
+        ended = now >= template.valid_to
+        return cls(available=0 if ended else available, locked=stored.get(CouponStatus.LOCKED, 0),
+                   used=stored.get(CouponStatus.USED, 0), expired=available if ended else 0)
 
 
 @dataclass

@@ -143,7 +143,7 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
                             context: grpc.ServicerContext) -> pb.ListCouponTemplatesResponse:
         require_caller(*TEMPLATE_READERS)
         found, total = service.coupon_templates(self.uow(), status=request.status, **_page(request))
-        return pb.ListCouponTemplatesResponse(templates=[_template(t) for t in found], total=total)
+        return pb.ListCouponTemplatesResponse(templates=[_counted_template(t) for t in found], total=total)
 
     def GetCouponTemplate(self, request: pb.GetCouponTemplateRequest,
                           context: grpc.ServicerContext) -> pb.CouponTemplate:
@@ -347,6 +347,13 @@ def _template(template: CouponTemplate, *, staff: bool = True) -> pb.CouponTempl
             message.disabled_at.CopyFrom(timestamp(template.disabled_at))
         if template.approved_at:
             message.approved_at.CopyFrom(timestamp(template.approved_at))
+    return message
+
+
+def _counted_template(counted: service.TemplateUsage) -> pb.CouponTemplate:
+    message, usage = _template(counted.template), counted.usage
+    message.usage.CopyFrom(pb.CouponUsage(available=usage.available, locked=usage.locked, used=usage.used,
+                                          expired=usage.expired))
     return message
 
 

@@ -45,6 +45,7 @@ from services.member.domain import (
     Coupon,
     CouponStatus,
     CouponTemplate,
+    CouponUsage,
     ExpiredCouponLock,
     HoldStatus,
     LedgerCheck,
@@ -549,15 +550,27 @@ def approve_coupon_template(uow: MemberUnitOfWork, *, template_id: int, actor_id
     return template
 
 
-def coupon_templates(uow: MemberUnitOfWork, *, status: str, offset: int,
-                     limit: int) -> tuple[list[CouponTemplate], int]:
-    """Every coupon template for staff, newest first ("" = every status)."""
+@dataclass(frozen=True)
+class TemplateUsage:
+    """A coupon template and how the coupons claimed from it stand."""
+
+    template: CouponTemplate
+    usage: CouponUsage
+
+
+def coupon_templates(uow: MemberUnitOfWork, *, status: str, offset: int, limit: int,
+                     now: datetime | None = None) -> tuple[list[TemplateUsage], int]:
+    """Every coupon template for staff, newest first ("" = every status), each with its claimed coupons counted by
+    status (one grouped read for the page)."""
     if status and status not in set(TemplateStatus):
         raise InvalidInput("STATUS_INVALID", "unknown coupon template status", details={"status": "invalid"})
+    now = now or utcnow()
     with uow:
-        page = uow.coupons.templates_page(status, offset, limit)
+        templates, total = uow.coupons.templates_page(status, offset, limit)
+        counted = uow.coupons.count_by_status([template.id or 0 for template in templates])
         uow.commit()  # ends the read without expiring what it loaded (a rollback would)
-    return page
+    return [TemplateUsage(template, CouponUsage.of(template, counted.get(template.id or 0, {}), now))
+            for template in templates], total
 
 
 def coupon_template(uow: MemberUnitOfWork, *, template_id: int) -> CouponTemplate:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Protocol
 
@@ -113,6 +114,10 @@ class CouponRepository(Protocol):
 
     def templates_page(self, status: str, offset: int, limit: int) -> tuple[list[CouponTemplate], int]:
         """Templates in `status` ("" = any), newest first, and how many there are."""
+
+    def count_by_status(self, template_ids: Collection[int]) -> dict[int, dict[str, int]]:
+        """How many coupons each of `template_ids` has in each stored status (available, locked, used), in one
+        grouped read; a template with no coupon claimed is left out."""
 
     def claimable(self, user_id: int, now: datetime, offset: int,
                   limit: int) -> tuple[list[tuple[CouponTemplate, int]], int]:

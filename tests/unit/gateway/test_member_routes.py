@@ -451,6 +451,18 @@ def test_operators_list_coupon_templates_with_who_made_and_stopped_them(client: 
         "disabled_at": "2026-11-18T11:36:40Z", "disabled_by": 901, "disable_reason": "typo"}
 
 
+def test_staff_list_coupon_templates_with_their_coupons_counted_by_how_they_stand(client: FlaskClient, clients,
+                                                                                 bearer: Callable) -> None:
+    clients.member.ListCouponTemplates.reply = pb.ListCouponTemplatesResponse(total=1, templates=[coupon_template(
+        usage=pb.CouponUsage(available=3, locked=1, used=2, expired=1))])
+
+    item = client.get("/api/v1/admin/coupon-templates", headers=bearer("finance")).get_json()["items"][0]
+
+    assert {name: item[name] for name in ("issued", "available_count", "locked_count", "used_count",
+                                          "expired_count")} == {
+        "issued": 7, "available_count": 3, "locked_count": 1, "used_count": 2, "expired_count": 1}
+
+
 def test_an_admin_finds_one_template_and_an_unknown_one_is_404(client: FlaskClient, clients, bearer: Callable,
                                                                 rpc_error) -> None:
     clients.member.GetCouponTemplate.reply = coupon_template(created_by=0)

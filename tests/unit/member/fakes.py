@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import date, datetime
 from enum import Enum
 from typing import Self
@@ -189,6 +189,14 @@ class FakeCouponRepository:
     def templates_page(self, status: str, offset: int, limit: int) -> tuple[list[CouponTemplate], int]:
         found = [t for t in self.newest_first() if not status or t.status == status]
         return found[offset:offset + limit], len(found)
+
+    def count_by_status(self, template_ids: Collection[int]) -> dict[int, dict[str, int]]:
+        counted: dict[int, dict[str, int]] = {}
+        for coupon in self.coupons.values():
+            if coupon.template_id in template_ids:
+                by_status = counted.setdefault(coupon.template_id, {})
+                by_status[coupon.status] = by_status.get(coupon.status, 0) + 1
+        return counted
 
     def claimable(self, user_id: int, now: datetime, offset: int,
                   limit: int) -> tuple[list[tuple[CouponTemplate, int]], int]:

@@ -18,7 +18,7 @@ from services.common.events import timestamp
 from services.member import service
 from services.member.channels import RechargeChannels, SimulatedPayout
 from services.member.config import MemberServiceSettings
-from services.member.domain import OrderLine
+from services.member.domain import CouponUsage, OrderLine
 from services.member.grpc_api import MemberServicer
 from tests.fakes import FakeCategories, FakePhones
 from tests.unit.member.fakes import FakeMemberUnitOfWork
@@ -101,8 +101,9 @@ def test_staff_list_templates_newest_first_by_status(uow: FakeMemberUnitOfWork) 
     with pytest.raises(InvalidInput) as unknown:
         service.coupon_templates(uow, status="paused", offset=0, limit=20)
 
-    assert ([t.id for t in every], total) == ([third, second], 3)
-    assert ([t.id for t in active], active_total, unknown.value.code) == ([third, first], 2, "STATUS_INVALID")
+    assert ([t.template.id for t in every], total) == ([third, second], 3)
+    assert ([t.template.id for t in active], active_total, unknown.value.code) == ([third, first], 2,
+                                                                                   "STATUS_INVALID")
 
 
 def test_shoppers_see_only_what_they_may_claim_now(uow: FakeMemberUnitOfWork) -> None:
@@ -447,3 +448,44 @@ def test_the_servicer_passes_the_template_creates_idempotency_key_so_a_retry_ans
         caller_var.reset(token)
 
     assert (first.id, retried.id, sorted(uow.coupons.templates)) == (1, 1, [1])
+
+
+def test_staff_list_counts_each_templates_coupons_by_how_they_stand_now(uow: FakeMemberUnitOfWork) -> None:
+    running = template(uow, name="running", per_user_limit=5)
+    ended = template(uow, name="ended", per_user_limit=5, valid_to=NOW + timedelta(hours=1))
+    untouched = template(uow, name="untouched")
+    mine = [service.claim_coupon(uow, user_id=ALICE, template_id=running, now=NOW)[0].id or 0 for _ in range(5)]
+    for n, coupon_id in enumerate(mine[:3]):
+        service.lock_coupon(uow, user_id=ALICE, order_no=f"O{n}", coupon_id=coupon_id, lines=[OrderLine(1, 10_000)],
+                            now=NOW)
+    for order_no in ("O0", "O1"):
+        service.use_coupon(uow, order_no=order_no, now=NOW)
+    for _ in range(2):
+        service.claim_coupon(uow, user_id=BOB, template_id=ended, now=NOW)
+
+    listed, total = service.coupon_templates(uow, status="", offset=0, limit=20, now=NOW + timedelta(hours=2))
+
+    assert ([(t.template.id, t.template.issued, t.usage) for t in listed], total) == ([
+        (untouched, 0, CouponUsage()),
+        (ended, 2, CouponUsage(expired=2)),
+        (running, 5, CouponUsage(available=2, locked=1, used=2))], 3)
+
+
+def test_the_servicer_lists_templates_with_their_usage_and_other_answers_carry_none(uow: FakeMemberUnitOfWork) -> None:
+    template_id = template(uow, per_user_limit=3)
+    for _ in range(3):
+        service.claim_coupon(uow, user_id=ALICE, template_id=template_id, now=NOW)
+    coupon_id = next(iter(uow.coupons.coupons))
+    service.lock_coupon(uow, user_id=ALICE, order_no="O1", coupon_id=coupon_id, lines=[OrderLine(1, 10_000)], now=NOW)
+    servicer = MemberServicer(lambda: uow, SimulatedPayout(), RechargeChannels({}),
+                              categories=FakeCategories(), phones=FakePhones())
+    token = caller_var.set(Caller(user_id=ADMIN, roles=frozenset({"admin"}), token_id="t"))
+    try:
+        listed = servicer.ListCouponTemplates(pb.ListCouponTemplatesRequest(limit=20), None)  # type: ignore[arg-type]
+        one = servicer.GetCouponTemplate(pb.GetCouponTemplateRequest(template_id=template_id),
+                                         None)  # type: ignore[arg-type]
+    finally:
+        caller_var.reset(token)
+
+    assert [(t.issued, t.usage) for t in listed.templates] == [(3, pb.CouponUsage(available=2, locked=1))]
+    assert one.HasField("usage") is False

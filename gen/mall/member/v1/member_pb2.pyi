@@ -288,7 +288,7 @@ class CreateCouponTemplateRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., amount_fen: _Optional[int] = ..., percent_off: _Optional[int] = ..., threshold_fen: _Optional[int] = ..., cap_fen: _Optional[int] = ..., total: _Optional[int] = ..., per_user_limit: _Optional[int] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., category_ids: _Optional[_Iterable[int]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class CouponTemplate(_message.Message):
-    __slots__ = ("id", "name", "kind", "amount_fen", "percent_off", "threshold_fen", "cap_fen", "total", "issued", "per_user_limit", "valid_from", "valid_to", "category_ids", "status", "created_at", "created_by", "disabled_at", "disabled_by", "disable_reason", "approved_at", "approved_by")
+    __slots__ = ("id", "name", "kind", "amount_fen", "percent_off", "threshold_fen", "cap_fen", "total", "issued", "per_user_limit", "valid_from", "valid_to", "category_ids", "status", "created_at", "created_by", "disabled_at", "disabled_by", "disable_reason", "approved_at", "approved_by", "usage")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -310,6 +310,7 @@ class CouponTemplate(_message.Message):
     DISABLE_REASON_FIELD_NUMBER: _ClassVar[int]
     APPROVED_AT_FIELD_NUMBER: _ClassVar[int]
     APPROVED_BY_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     kind: str
@@ -331,7 +332,20 @@ class CouponTemplate(_message.Message):
     disable_reason: str
     approved_at: _timestamp_pb2.Timestamp
     approved_by: int
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., kind: _Optional[str] = ..., amount_fen: _Optional[int] = ..., percent_off: _Optional[int] = ..., threshold_fen: _Optional[int] = ..., cap_fen: _Optional[int] = ..., total: _Optional[int] = ..., issued: _Optional[int] = ..., per_user_limit: _Optional[int] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., category_ids: _Optional[_Iterable[int]] = ..., status: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[int] = ..., disabled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., disabled_by: _Optional[int] = ..., disable_reason: _Optional[str] = ..., approved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., approved_by: _Optional[int] = ...) -> None: ...
+    usage: CouponUsage
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., kind: _Optional[str] = ..., amount_fen: _Optional[int] = ..., percent_off: _Optional[int] = ..., threshold_fen: _Optional[int] = ..., cap_fen: _Optional[int] = ..., total: _Optional[int] = ..., issued: _Optional[int] = ..., per_user_limit: _Optional[int] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., category_ids: _Optional[_Iterable[int]] = ..., status: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[int] = ..., disabled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., disabled_by: _Optional[int] = ..., disable_reason: _Optional[str] = ..., approved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., approved_by: _Optional[int] = ..., usage: _Optional[_Union[CouponUsage, _Mapping]] = ...) -> None: ...
+
+class CouponUsage(_message.Message):
+    __slots__ = ("available", "locked", "used", "expired")
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    LOCKED_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    available: int
+    locked: int
+    used: int
+    expired: int
+    def __init__(self, available: _Optional[int] = ..., locked: _Optional[int] = ..., used: _Optional[int] = ..., expired: _Optional[int] = ...) -> None: ...
 
 class ListCouponTemplatesRequest(_message.Message):
     __slots__ = ("status", "offset", "limit")
