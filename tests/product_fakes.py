@@ -293,6 +293,15 @@ class FakeReviewRepository:
         stars = self.stars[review.product_id]
         stars[review.rating - 1] = max(stars[review.rating - 1] - 1, 0)
 
+    def unhide(self, review: Review) -> None:
+        self.stars.setdefault(review.product_id, [0] * 5)[review.rating - 1] += 1
+
+    def for_staff(self, *, product_id: int, rating: int, hidden: bool | None, offset: int,
+                  limit: int) -> tuple[list[Review], int]:
+        return self._page([r for r in self.items if (not product_id or r.product_id == product_id)
+                           and (not rating or r.rating == rating) and (hidden is None or r.hidden == hidden)],
+                          offset, limit)
+
     def of_product(self, product_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
         return self._page([r for r in self.items if r.product_id == product_id and not r.hidden], offset, limit)
 

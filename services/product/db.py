@@ -32,6 +32,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -243,10 +244,18 @@ reviews = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("hidden", Boolean, nullable=False, server_default=false()),  # by staff (migration 0008)
     Column("hidden_reason", String(200), nullable=False, server_default=""),
+    Column("hidden_by", BigId, nullable=True),  # while hidden (migration 0016)
+    Column("hidden_at", UTCDateTime, nullable=True),
     UniqueConstraint("order_no", "line_id", name="uq_reviews_order_line"),  # one review per order line
     CheckConstraint("rating BETWEEN 1 AND 5", name="ck_reviews_rating"),
-    Index("ix_reviews_product_created", "product_id", "created_at"),
+    Index("ix_reviews_product_created", "product_id", "created_at", "id"),
     Index("ix_reviews_user_created", "user_id", "created_at"),
+    # Staff's moderation list, newest first, by no filter, stars, a product's stars, or hidden ones (0017).
+    Index("ix_reviews_created", "created_at", "id"),
+    Index("ix_reviews_rating_created", "rating", "created_at", "id"),
+    Index("ix_reviews_product_rating_created", "product_id", "rating", "created_at", "id"),
+    Index("ix_reviews_hidden_created", "created_at", "id", postgresql_where=text("hidden"),
+          sqlite_where=text("hidden")),
 )
 
 product_ratings = Table(  # one row per reviewed product: the detail page reads it instead of counting reviews
@@ -651,6 +660,9 @@ class SqlReviewRepository:
                 self.session.flush()
         except IntegrityError:  # the line's review exists, or was committed a moment ago by a concurrent post
             raise Conflict("REVIEW_EXISTS", "this order line has been reviewed already") from None
+        self._count_stars(review)
+
+    def _count_stars(self, review: Review) -> None:
         column = product_ratings.c[f"stars_{review.rating}"]
         statement = conflict_insert(self.session, product_ratings).values(
             product_id=review.product_id, **{f"stars_{n}": int(n == review.rating) for n in RATINGS})
@@ -666,6 +678,21 @@ class SqlReviewRepository:
         column = product_ratings.c[f"stars_{review.rating}"]
         self.session.execute(update(product_ratings).where(product_ratings.c.product_id == review.product_id,
                                                            column > 0).values({column.name: column - 1}))
+
+    def unhide(self, review: Review) -> None:
+        """Write the review visible and count its stars in its product's summary again (the row is locked: once)."""
+        self.session.flush()
+        self._count_stars(review)
+
+    def for_staff(self, *, product_id: int, rating: int, hidden: bool | None, offset: int,
+                  limit: int) -> tuple[list[Review], int]:
+        """A page of every review (0 / None: any), newest first, and the total; each filter has its index (0017)."""
+        where = [reviews.c.hidden == hidden] if hidden is not None else []
+        if product_id:
+            where.append(reviews.c.product_id == product_id)
+        if rating:
+            where.append(reviews.c.rating == rating)
+        return counted_page(self.session, Review, reviews, where, NEWEST_REVIEWS_FIRST, offset, limit)
 
     def of_product(self, product_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
         """A page of the product's visible reviews, newest first; the total is its rating summary's count (kept with

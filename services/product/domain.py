@@ -806,17 +806,33 @@ class Review:
     created_at: datetime
     hidden: bool = False       # by staff (moderation): off the product's page and out of its rating
     hidden_reason: str = ""
+    hidden_by: int | None = None      # who hid it and when, while hidden (not recorded by hides before migration 0016)
+    hidden_at: datetime | None = None
     id: int | None = None
 
-    def hide(self, reason: str) -> bool:
+    def hide(self, reason: str, *, by: int, at: datetime) -> bool:
         """Take the review off the product's page (spam, abuse, someone's personal data); whether this changed it."""
-        reason = reason.replace("\x00", "").strip()[:REVIEW_HIDE_REASON_MAX]
-        if not reason:
-            raise InvalidInput("REASON_REQUIRED", "hiding a review needs a reason", details={"reason": "required"})
+        reason = _moderation_reason(reason, "hiding")
         if self.hidden:
             return False
-        self.hidden, self.hidden_reason = True, reason
+        self.hidden, self.hidden_reason, self.hidden_by, self.hidden_at = True, reason, by, at
         return True
+
+    def unhide(self, reason: str) -> str:
+        """Put a hidden review back on the product's page (hidden by mistake, or on second thought); the reason,
+        cleaned. Conflict REVIEW_NOT_HIDDEN for a visible review: unhiding it would count its stars twice."""
+        reason = _moderation_reason(reason, "unhiding")
+        if not self.hidden:
+            raise Conflict("REVIEW_NOT_HIDDEN", "this review is not hidden")
+        self.hidden, self.hidden_reason, self.hidden_by, self.hidden_at = False, "", None, None
+        return reason
+
+
+def _moderation_reason(reason: str, doing: str) -> str:
+    reason = reason.replace("\x00", "").strip()[:REVIEW_HIDE_REASON_MAX]
+    if not reason:
+        raise InvalidInput("REASON_REQUIRED", f"{doing} a review needs a reason", details={"reason": "required"})
+    return reason
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from mall.product.v1 import product_pb2, product_pb2_grpc
 
 from services.common.auth import REVIEW_MODERATORS, Role, caller_var, require_caller, require_service
 from services.common.events import timestamp
+from services.common.grpc_server import page as grpc_page
 from services.common.logs import mask_pii
 from services.product import reviews, service
 from services.product.domain import (
@@ -214,6 +215,19 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
         return _review(reviews.hide_review(self.uow(), actor_id=caller.user_id, product_id=request.product_id,
                                            review_id=request.id, reason=request.reason), own=False)
 
+    def UnhideReview(self, request: product_pb2.UnhideReviewRequest,
+                     context: grpc.ServicerContext) -> product_pb2.Review:
+        caller = require_caller(*REVIEW_MODERATORS)
+        return _staff_review(reviews.unhide_review(self.uow(), actor_id=caller.user_id, review_id=request.id,
+                                                   reason=request.reason))
+
+    def ListReviews(self, request: product_pb2.ListReviewsRequest,
+                    context: grpc.ServicerContext) -> product_pb2.ListReviewsResponse:
+        require_caller(*REVIEW_MODERATORS)
+        page = reviews.staff_reviews(self.uow(), product_id=request.product_id, rating=request.rating,
+                                     hidden=request.hidden if request.HasField("hidden") else None, **grpc_page(request))
+        return product_pb2.ListReviewsResponse(items=[_staff_review(r) for r in page.items], total=page.total)
+
     def ListMyReviews(self, request: product_pb2.ListMyReviewsRequest,
                       context: grpc.ServicerContext) -> product_pb2.ListReviewsResponse:
         caller = require_caller()
@@ -290,6 +304,16 @@ def _review(review: Review, *, own: bool) -> product_pb2.Review:
                                  buyer=review.buyer, order_no=review.order_no if own else "",
                                  line_id=review.line_id if own else 0, hidden=review.hidden)
     message.created_at.CopyFrom(timestamp(review.created_at))
+    return message
+
+
+def _staff_review(review: Review) -> product_pb2.Review:
+    """A review as moderating staff see it: as others do (text masked), with its order line and who hid it."""
+    message = _review(review, own=False)
+    message.order_no, message.line_id = review.order_no, review.line_id
+    message.hidden_reason, message.hidden_by = review.hidden_reason, review.hidden_by or 0
+    if review.hidden_at is not None:
+        message.hidden_at.CopyFrom(timestamp(review.hidden_at))
     return message
 
 

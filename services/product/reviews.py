@@ -29,7 +29,15 @@ from datetime import datetime
 from services.common.db import utcnow
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.product import service
-from services.product.domain import AuditEntry, RatingSummary, Review, ReviewableLine, ReviewDraft, mask_buyer
+from services.product.domain import (
+    RATINGS,
+    AuditEntry,
+    RatingSummary,
+    Review,
+    ReviewableLine,
+    ReviewDraft,
+    mask_buyer,
+)
 from services.product.uow import ProductUnitOfWork
 
 
@@ -110,7 +118,7 @@ def hide_review(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, revie
         review = uow.reviews.get(review_id, lock=True)
         if review is None or review.product_id != product_id:
             raise NotFound("REVIEW_NOT_FOUND", "no such review of this product")
-        if review.hide(reason):
+        if review.hide(reason, by=actor_id, at=now):
             uow.reviews.hide(review)
             uow.audit_log.add(AuditEntry(product_id=product_id, actor_id=actor_id, action="hide_review", at=now,
                                          before={"review_id": review_id, "hidden": False},
@@ -119,6 +127,39 @@ def hide_review(uow: ProductUnitOfWork, *, actor_id: int, product_id: int, revie
             service.publish_changed(uow, product_id, "review", now)
         uow.commit()
         return review
+
+
+def unhide_review(uow: ProductUnitOfWork, *, actor_id: int, review_id: int, reason: str,
+                  now: datetime | None = None) -> Review:
+    """Staff put a hidden review back on its product's page and its stars back into the rating summary, once (under
+    the review's row lock, as a hide takes them out), audited with who and why. 409 REVIEW_NOT_HIDDEN for a visible
+    review (a second unhide among them): nothing changes."""
+    now = now or utcnow()
+    with uow:
+        review = uow.reviews.get(review_id, lock=True)
+        if review is None:
+            raise NotFound("REVIEW_NOT_FOUND", "no such review")
+        hidden_for = review.hidden_reason
+        reason = review.unhide(reason)
+        uow.reviews.unhide(review)
+        uow.audit_log.add(AuditEntry(product_id=review.product_id, actor_id=actor_id, action="unhide_review", at=now,
+                                     before={"review_id": review_id, "hidden": True, "reason": hidden_for},
+                                     after={"review_id": review_id, "hidden": False, "reason": reason}))
+        service.publish_changed(uow, review.product_id, "review", now)
+        uow.commit()
+        return review
+
+
+def staff_reviews(uow: ProductUnitOfWork, *, product_id: int = 0, rating: int = 0, hidden: bool | None = None,
+                  offset: int = 0, limit: int = 20) -> ReviewPage:
+    """Every review for staff to moderate, hidden ones too, newest first; by product, by stars (0: any), hidden or
+    visible (None: both)."""
+    if rating and rating not in RATINGS:
+        raise InvalidInput("REVIEW_INVALID", "rating is 1 to 5, or 0 for any", details={"rating": "1 to 5"})
+    with uow:
+        found, total = uow.reviews.for_staff(product_id=max(product_id, 0), rating=rating, hidden=hidden,
+                                             offset=max(offset, 0), limit=_limit(limit))
+        return ReviewPage(found, total)
 
 
 def my_reviews(uow: ProductUnitOfWork, *, user_id: int, offset: int = 0, limit: int = 20) -> ReviewPage:

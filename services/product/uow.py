@@ -167,6 +167,13 @@ class ReviewRepository(Protocol):
     def hide(self, review: Review) -> None:
         """Store `review` hidden and take its stars out of its product's summary."""
 
+    def unhide(self, review: Review) -> None:
+        """Store `review` visible and count its stars in its product's summary again."""
+
+    def for_staff(self, *, product_id: int, rating: int, hidden: bool | None, offset: int,
+                  limit: int) -> tuple[list[Review], int]:
+        """Every review matching the filters (0 / None: any), newest first, and the total."""
+
     def of_product(self, product_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
         """Newest first, and the total."""
 

@@ -151,3 +151,100 @@ def test_my_reviews_say_which_ones_staff_hid(client: FlaskClient, clients: FakeS
     body = client.get(f"{API}/me/reviews", headers=auth).get_json()
 
     assert body["items"][0]["hidden"] is True
+
+
+HIDDEN_AT = Timestamp(seconds=1_795_003_600)
+MODERATED = product_pb2.Review(id=1, product_id=3, sku_id=11, spec={"颜色": "黑"}, rating=1, content="加我 138****5678",
+                               buyer="张***", created_at=AT, order_no="N5", line_id=9, hidden=True,
+                               hidden_reason="广告", hidden_by=7, hidden_at=HIDDEN_AT)
+MODERATED_SHOWN = {**SHOWN, "rating": 1, "content": "加我 138****5678", "images": [], "order_no": "N5", "line_id": 9,
+                   "hidden": True, "hidden_reason": "广告", "hidden_by": 7, "hidden_at": "2026-11-18T12:06:40Z"}
+
+
+def test_staff_list_reviews_by_product_stars_and_hidden_with_who_hid_them(
+        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.ListReviews.reply = product_pb2.ListReviewsResponse(items=[MODERATED], total=41)
+
+    response = client.get(f"{API}/admin/reviews?product_id=3&rating=1&hidden=true&page=3&page_size=20",
+                          headers=bearer(roles="customer_service"))
+
+    assert clients.product.ListReviews.calls[0].message == product_pb2.ListReviewsRequest(
+        product_id=3, rating=1, hidden=True, offset=40, limit=20)
+    assert (response.status_code, response.get_json()) == (200, {
+        "items": [MODERATED_SHOWN], "page": 3, "page_size": 20, "total": 41})
+
+
+def test_staff_list_of_visible_reviews_asks_for_hidden_false_and_shows_no_hide(
+        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.ListReviews.reply = product_pb2.ListReviewsResponse(items=[REVIEW], total=1)
+
+    response = client.get(f"{API}/admin/reviews?hidden=false", headers=bearer(roles="operator"))
+
+    asked = clients.product.ListReviews.calls[0].message
+    assert (asked.HasField("hidden"), asked.hidden, asked.product_id, asked.rating) == (True, False, 0, 0)
+    assert response.get_json()["items"] == [{**SHOWN, "order_no": "N5", "line_id": 9, "hidden": False,
+                                             "hidden_reason": "", "hidden_by": None, "hidden_at": None}]
+
+
+def test_staff_list_without_filters_asks_for_hidden_and_visible_ones(
+        client: FlaskClient, clients: FakeServices, bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.ListReviews.reply = product_pb2.ListReviewsResponse()
+
+    client.get(f"{API}/admin/reviews", headers=bearer(roles="admin"))
+
+    assert clients.product.ListReviews.calls[0].message == product_pb2.ListReviewsRequest(offset=0, limit=20)
+    assert not clients.product.ListReviews.calls[0].message.HasField("hidden")
+
+
+@pytest.mark.parametrize(("query", "field"), [("rating=0", "rating"), ("rating=6", "rating"),
+                                              ("hidden=maybe", "hidden"), ("product_id=0", "product_id")])
+def test_a_bad_filter_of_the_staff_list_is_a_400_naming_it(client: FlaskClient, clients: FakeServices,
+                                                           bearer: Callable[..., dict[str, str]], query: str,
+                                                           field: str) -> None:
+    response = client.get(f"{API}/admin/reviews?{query}", headers=bearer(roles="admin"))
+
+    assert (response.status_code, list(response.get_json()["error"]["details"])) == (400, [field])
+    assert clients.product.ListReviews.calls == []
+
+
+def test_operator_unhides_a_review_with_a_reason(client: FlaskClient, clients: FakeServices,
+                                                 bearer: Callable[..., dict[str, str]]) -> None:
+    clients.product.UnhideReview.reply = product_pb2.Review(
+        id=1, product_id=3, sku_id=11, spec={"颜色": "黑"}, rating=1, content="差", buyer="张***", created_at=AT,
+        order_no="N5", line_id=9)
+
+    response = client.post(f"{API}/admin/reviews/1/unhide", json={"reason": "误判"}, headers=bearer(roles="operator"))
+
+    assert clients.product.UnhideReview.calls[0].message == product_pb2.UnhideReviewRequest(id=1, reason="误判")
+    assert (response.status_code, response.get_json()["hidden"], response.get_json()["hidden_by"]) == (
+        200, False, None)
+
+
+def test_unhiding_a_visible_review_is_a_409(client: FlaskClient, clients: FakeServices,
+                                            bearer: Callable[..., dict[str, str]],
+                                            rpc_error: Callable[..., Exception]) -> None:
+    clients.product.UnhideReview.error = rpc_error(grpc.StatusCode.ABORTED, "this review is not hidden",
+                                                   ((CODE_KEY, "REVIEW_NOT_HIDDEN"),))
+
+    response = client.post(f"{API}/admin/reviews/1/unhide", json={"reason": "误判"}, headers=bearer(roles="admin"))
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (409, "REVIEW_NOT_HIDDEN")
+
+
+def test_unhiding_needs_a_reason(client: FlaskClient, clients: FakeServices,
+                                 bearer: Callable[..., dict[str, str]]) -> None:
+    response = client.post(f"{API}/admin/reviews/1/unhide", json={"reason": ""}, headers=bearer(roles="admin"))
+
+    assert (response.status_code, list(response.get_json()["error"]["details"])) == (400, ["reason"])
+    assert clients.product.UnhideReview.calls == []
+
+
+@pytest.mark.parametrize("roles", ["", "finance"], ids=["shopper", "finance"])
+def test_only_the_roles_that_hide_reviews_list_or_unhide_them(client: FlaskClient, clients: FakeServices,
+                                                              bearer: Callable[..., dict[str, str]],
+                                                              roles: str) -> None:
+    listed = client.get(f"{API}/admin/reviews", headers=bearer(roles=roles))
+    unhidden = client.post(f"{API}/admin/reviews/1/unhide", json={"reason": "误判"}, headers=bearer(roles=roles))
+
+    assert (listed.status_code, unhidden.status_code) == (403, 403)
+    assert (clients.product.ListReviews.calls, clients.product.UnhideReview.calls) == ([], [])

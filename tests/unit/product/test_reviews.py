@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +12,8 @@ from mall.events.v1.order_events_pb2 import CompletedLine, OrderCompleted, Order
 from mall.events.v1.product_events_pb2 import ProductChanged
 from mall.product.v1 import product_pb2
 
-from services.common.errors import Conflict, InvalidInput, NotFound
+from services.common.auth import Caller, caller_var
+from services.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.common.events import InvalidEvent, timestamp
 from services.product import consumers, reviews, service
 from services.product.domain import RatingSummary, ReviewDraft, mask_buyer
@@ -256,3 +259,194 @@ def test_a_review_publishes_product_changed_so_cached_details_show_the_new_ratin
 
     assert [(e.aggregate_id, e.payload.reason) for e in uow.published
             if isinstance(e.payload, ProductChanged)][-1] == (str(bought[0]), "review")
+
+
+# Moderation: staff's list of every review, and undoing a hide
+
+def hide(uow: FakeProductUnitOfWork, product_id: int, review: reviews.Review, reason: str = "广告") -> None:
+    reviews.hide_review(uow, actor_id=STAFF, product_id=product_id, review_id=review.id or 0, reason=reason, now=T0)
+
+
+def unhide(uow: FakeProductUnitOfWork, review: reviews.Review, reason: str = "误判") -> reviews.Review:
+    return reviews.unhide_review(uow, actor_id=STAFF + 1, review_id=review.id or 0, reason=reason,
+                                 now=T0 + timedelta(hours=1))
+
+
+def test_unhiding_puts_the_review_back_on_the_page_and_its_stars_back_into_the_rating(
+        uow: FakeProductUnitOfWork, bought: tuple[int, int]) -> None:
+    kept = post(uow, line_id=1, rating=5)
+    wronged = post(uow, line_id=2, rating=1, at=T0 + timedelta(minutes=1))
+    hide(uow, bought[0], wronged)
+    before = reviews.product_reviews(uow, product_id=bought[0])
+
+    unhide(uow, wronged)
+
+    after = reviews.product_reviews(uow, product_id=bought[0])
+    assert (before.total, before.summary, [r.id for r in before.items]) == (1, RatingSummary((0, 0, 0, 0, 1)), [kept.id])
+    assert (after.total, after.summary, [r.id for r in after.items]) == (
+        2, RatingSummary((1, 0, 0, 0, 1)), [wronged.id, kept.id])
+    assert (wronged.hidden, wronged.hidden_reason, wronged.hidden_by, wronged.hidden_at) == (False, "", None, None)
+
+
+def test_unhiding_a_visible_review_is_a_conflict_and_changes_nothing(uow: FakeProductUnitOfWork,
+                                                                     bought: tuple[int, int]) -> None:
+    visible = post(uow, line_id=1, rating=4)
+    logged = len(service.audit_log(uow, product_id=bought[0])[0])
+
+    with pytest.raises(Conflict) as refused:
+        unhide(uow, visible)
+
+    assert refused.value.code == "REVIEW_NOT_HIDDEN"
+    assert reviews.product_reviews(uow, product_id=bought[0]).summary == RatingSummary((0, 0, 0, 1, 0))
+    assert len(service.audit_log(uow, product_id=bought[0])[0]) == logged
+
+
+def test_unhiding_twice_counts_the_stars_once(uow: FakeProductUnitOfWork, bought: tuple[int, int]) -> None:
+    wronged = post(uow, line_id=1, rating=3)
+    hide(uow, bought[0], wronged)
+    unhide(uow, wronged)
+
+    with pytest.raises(Conflict):
+        unhide(uow, wronged)
+
+    assert reviews.product_reviews(uow, product_id=bought[0]).summary == RatingSummary((0, 0, 1, 0, 0))
+
+
+def test_unhiding_is_in_the_products_audit_log_with_who_why_and_the_reason_it_was_hidden_for(
+        uow: FakeProductUnitOfWork, bought: tuple[int, int]) -> None:
+    wronged = post(uow, line_id=1, rating=1)
+    hide(uow, bought[0], wronged, reason="广告")
+
+    unhide(uow, wronged, reason=" 误判，是真实差评 ")
+
+    entry = service.audit_log(uow, product_id=bought[0])[0][0]
+    assert (entry.actor_id, entry.action, entry.at, entry.before, entry.after) == (
+        STAFF + 1, "unhide_review", T0 + timedelta(hours=1), {"review_id": wronged.id, "hidden": True, "reason": "广告"},
+        {"review_id": wronged.id, "hidden": False, "reason": "误判，是真实差评"})
+
+
+def test_unhiding_needs_a_reason_and_a_known_review(uow: FakeProductUnitOfWork, bought: tuple[int, int]) -> None:
+    wronged = post(uow)
+    hide(uow, bought[0], wronged)
+
+    with pytest.raises(InvalidInput) as no_reason:
+        unhide(uow, wronged, reason=" \x00")
+    with pytest.raises(NotFound) as unknown:
+        reviews.unhide_review(uow, actor_id=STAFF, review_id=99, reason="误判")
+
+    assert (no_reason.value.code, unknown.value.code, wronged.hidden) == ("REASON_REQUIRED", "REVIEW_NOT_FOUND", True)
+
+
+def test_unhiding_publishes_product_changed_so_cached_details_show_the_rating(uow: FakeProductUnitOfWork,
+                                                                              bought: tuple[int, int]) -> None:
+    wronged = post(uow)
+    hide(uow, bought[0], wronged)
+    published = len(uow.published)
+
+    unhide(uow, wronged)
+
+    assert [(e.aggregate_id, e.payload.reason) for e in uow.published[published:]
+            if isinstance(e.payload, ProductChanged)] == [(str(bought[0]), "review")]
+
+
+@contextlib.contextmanager
+def acting_as(roles: frozenset[str]) -> Iterator[None]:
+    token = caller_var.set(Caller(user_id=STAFF, roles=roles, token_id="t"))
+    try:
+        yield
+    finally:
+        caller_var.reset(token)
+
+
+@pytest.fixture
+def staff_caller() -> Iterator[None]:
+    """The RPC's caller is customer service, a role that moderates reviews."""
+    with acting_as(frozenset({"customer_service"})):
+        yield
+
+
+@pytest.mark.parametrize("roles", [frozenset(), frozenset({"finance"})], ids=["shopper", "finance"])
+def test_only_the_roles_that_hide_reviews_list_or_unhide_them(uow: FakeProductUnitOfWork, bought: tuple[int, int],
+                                                              roles: frozenset[str]) -> None:
+    wronged = post(uow)
+    hide(uow, bought[0], wronged)
+    servicer = ProductServicer(lambda: uow)
+
+    with acting_as(roles):
+        with pytest.raises(Forbidden):
+            servicer.ListReviews(product_pb2.ListReviewsRequest(), None)  # type: ignore[arg-type]
+        with pytest.raises(Forbidden):
+            servicer.UnhideReview(product_pb2.UnhideReviewRequest(id=wronged.id, reason="误判"), None)  # type: ignore[arg-type]
+
+    assert (wronged.hidden, reviews.product_reviews(uow, product_id=bought[0]).total) == (True, 0)
+
+
+@pytest.fixture
+def moderated(uow: FakeProductUnitOfWork, bought: tuple[int, int]) -> list[reviews.Review]:
+    """Five reviews, oldest first: N1 lines 1-2 (5 and 4 stars) and N2 lines 3-4 (4 and 1 stars) of the bought
+    product, the 1-star one hidden; N3 line 5 (1 star) of another product."""
+    product_id, sku_id = bought
+    other = on_sale(uow)
+    complete(uow, completed("N2", product_id, sku_id, 3, 4))
+    complete(uow, completed("N3", other, sku_ids(uow, other)[0], 5))
+    written = [post(uow, line_id, rating, order_no=order_no, at=T0 + timedelta(minutes=line_id))
+               for order_no, line_id, rating in (("N1", 1, 5), ("N1", 2, 4), ("N2", 3, 4), ("N2", 4, 1), ("N3", 5, 1))]
+    hide(uow, product_id, written[3])
+    return written
+
+
+@pytest.mark.parametrize(("filters", "lines", "total"), [
+    ({}, [5, 4, 3, 2, 1], 5),
+    ({"hidden": True}, [4], 1),
+    ({"hidden": False}, [5, 3, 2, 1], 4),
+    ({"rating": 1}, [5, 4], 2),
+    ({"rating": 4, "hidden": False}, [3, 2], 2),
+    ({"product": True}, [4, 3, 2, 1], 4),
+    ({"product": True, "rating": 1}, [4], 1),
+    ({"product": True, "hidden": False, "rating": 1}, [], 0),
+])
+def test_staff_list_every_review_newest_first_by_product_stars_and_hidden(
+        uow: FakeProductUnitOfWork, bought: tuple[int, int], moderated: list[reviews.Review],
+        filters: dict[str, object], lines: list[int], total: int) -> None:
+    product_id = bought[0] if filters.pop("product", False) else 0
+
+    page = reviews.staff_reviews(uow, product_id=product_id, **filters)  # type: ignore[arg-type]
+
+    assert ([r.line_id for r in page.items], page.total) == (lines, total)
+
+
+def test_staff_list_pages_keep_the_total(uow: FakeProductUnitOfWork, moderated: list[reviews.Review]) -> None:
+    page = reviews.staff_reviews(uow, offset=2, limit=2)
+
+    assert ([r.line_id for r in page.items], page.total) == ([3, 2], 5)
+
+
+def test_staff_list_refuses_a_rating_outside_one_to_five(uow: FakeProductUnitOfWork) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        reviews.staff_reviews(uow, rating=6)
+
+    assert (refused.value.code, refused.value.details) == ("REVIEW_INVALID", {"rating": "1 to 5"})
+
+
+def test_staff_see_a_hidden_reviews_order_line_and_who_hid_it_when_and_why_but_masked_text(
+        uow: FakeProductUnitOfWork, bought: tuple[int, int], staff_caller: None) -> None:
+    review = post(uow, line_id=2, rating=1, content="加我 13812345678")
+    hide(uow, bought[0], review, reason="广告")
+
+    listed = ProductServicer(lambda: uow).ListReviews(
+        product_pb2.ListReviewsRequest(hidden=True), None).items[0]  # type: ignore[arg-type]
+
+    assert (listed.order_no, listed.line_id, listed.buyer, listed.content, listed.hidden, listed.hidden_reason,
+            listed.hidden_by, listed.hidden_at.ToDatetime(tzinfo=UTC)) == (
+        "N1", 2, "张***", "加我 138****5678", True, "广告", STAFF, T0)
+
+
+def test_staff_see_a_visible_review_with_no_hide(uow: FakeProductUnitOfWork, bought: tuple[int, int],
+                                                 staff_caller: None) -> None:
+    post(uow)
+
+    listed = ProductServicer(lambda: uow).ListReviews(
+        product_pb2.ListReviewsRequest(hidden=False), None).items[0]  # type: ignore[arg-type]
+
+    assert (listed.hidden, listed.hidden_reason, listed.hidden_by, listed.HasField("hidden_at")) == (
+        False, "", 0, False)

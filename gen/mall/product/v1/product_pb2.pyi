@@ -482,7 +482,7 @@ class CreateReviewRequest(_message.Message):
     def __init__(self, order_no: _Optional[str] = ..., line_id: _Optional[int] = ..., rating: _Optional[int] = ..., content: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., buyer_nickname: _Optional[str] = ...) -> None: ...
 
 class Review(_message.Message):
-    __slots__ = ("id", "product_id", "sku_id", "spec", "rating", "content", "images", "buyer", "created_at", "order_no", "line_id", "hidden")
+    __slots__ = ("id", "product_id", "sku_id", "spec", "rating", "content", "images", "buyer", "created_at", "order_no", "line_id", "hidden", "hidden_reason", "hidden_by", "hidden_at")
     class SpecEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -502,6 +502,9 @@ class Review(_message.Message):
     ORDER_NO_FIELD_NUMBER: _ClassVar[int]
     LINE_ID_FIELD_NUMBER: _ClassVar[int]
     HIDDEN_FIELD_NUMBER: _ClassVar[int]
+    HIDDEN_REASON_FIELD_NUMBER: _ClassVar[int]
+    HIDDEN_BY_FIELD_NUMBER: _ClassVar[int]
+    HIDDEN_AT_FIELD_NUMBER: _ClassVar[int]
     id: int
     product_id: int
     sku_id: int
@@ -514,7 +517,10 @@ class Review(_message.Message):
     order_no: str
     line_id: int
     hidden: bool
-    def __init__(self, id: _Optional[int] = ..., product_id: _Optional[int] = ..., sku_id: _Optional[int] = ..., spec: _Optional[_Mapping[str, str]] = ..., rating: _Optional[int] = ..., content: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., buyer: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., order_no: _Optional[str] = ..., line_id: _Optional[int] = ..., hidden: _Optional[bool] = ...) -> None: ...
+    hidden_reason: str
+    hidden_by: int
+    hidden_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., product_id: _Optional[int] = ..., sku_id: _Optional[int] = ..., spec: _Optional[_Mapping[str, str]] = ..., rating: _Optional[int] = ..., content: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., buyer: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., order_no: _Optional[str] = ..., line_id: _Optional[int] = ..., hidden: _Optional[bool] = ..., hidden_reason: _Optional[str] = ..., hidden_by: _Optional[int] = ..., hidden_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class HideReviewRequest(_message.Message):
     __slots__ = ("product_id", "id", "reason")
@@ -525,6 +531,28 @@ class HideReviewRequest(_message.Message):
     id: int
     reason: str
     def __init__(self, product_id: _Optional[int] = ..., id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class UnhideReviewRequest(_message.Message):
+    __slots__ = ("id", "reason")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    reason: str
+    def __init__(self, id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ListReviewsRequest(_message.Message):
+    __slots__ = ("product_id", "rating", "hidden", "offset", "limit")
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    RATING_FIELD_NUMBER: _ClassVar[int]
+    HIDDEN_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    product_id: int
+    rating: int
+    hidden: bool
+    offset: int
+    limit: int
+    def __init__(self, product_id: _Optional[int] = ..., rating: _Optional[int] = ..., hidden: _Optional[bool] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class ListProductReviewsRequest(_message.Message):
     __slots__ = ("product_id", "offset", "limit")

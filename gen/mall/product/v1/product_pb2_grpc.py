@@ -169,6 +169,16 @@ class ProductServiceStub:
                 request_serializer=mall_dot_product_dot_v1_dot_product__pb2.HideReviewRequest.SerializeToString,
                 response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.Review.FromString,
                 _registered_method=True)
+        self.ListReviews = channel.unary_unary(
+                '/mall.product.v1.ProductService/ListReviews',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ListReviewsRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ListReviewsResponse.FromString,
+                _registered_method=True)
+        self.UnhideReview = channel.unary_unary(
+                '/mall.product.v1.ProductService/UnhideReview',
+                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.UnhideReviewRequest.SerializeToString,
+                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.Review.FromString,
+                _registered_method=True)
 
 
 class ProductServiceServicer:
@@ -354,6 +364,20 @@ class ProductServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListReviews(self, request, context):
+        """Staff moderation (the roles that hide): every review, hidden ones too, newest first, with its order number and
+        who hid it; and undoing a hide (its stars back into the rating once; 409 REVIEW_NOT_HIDDEN for a visible one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnhideReview(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ProductServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -490,6 +514,16 @@ def add_ProductServiceServicer_to_server(servicer, server):
             'HideReview': grpc.unary_unary_rpc_method_handler(
                     servicer.HideReview,
                     request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.HideReviewRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.Review.SerializeToString,
+            ),
+            'ListReviews': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReviews,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ListReviewsRequest.FromString,
+                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.ListReviewsResponse.SerializeToString,
+            ),
+            'UnhideReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnhideReview,
+                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.UnhideReviewRequest.FromString,
                     response_serializer=mall_dot_product_dot_v1_dot_product__pb2.Review.SerializeToString,
             ),
     }
@@ -1221,6 +1255,60 @@ class ProductService:
             target,
             '/mall.product.v1.ProductService/HideReview',
             mall_dot_product_dot_v1_dot_product__pb2.HideReviewRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.Review.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReviews(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/ListReviews',
+            mall_dot_product_dot_v1_dot_product__pb2.ListReviewsRequest.SerializeToString,
+            mall_dot_product_dot_v1_dot_product__pb2.ListReviewsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnhideReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.product.v1.ProductService/UnhideReview',
+            mall_dot_product_dot_v1_dot_product__pb2.UnhideReviewRequest.SerializeToString,
             mall_dot_product_dot_v1_dot_product__pb2.Review.FromString,
             options,
             channel_credentials,
