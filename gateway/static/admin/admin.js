@@ -56,6 +56,7 @@ const REPORT_CHARTS = ["chart-traffic", "chart-orders", "chart-gmv", "funnel", "
 const PAGE_SIZE = 20;
 const SKU_PRICE_MAX_FEN = 100_000_000;  // services/common/formats.py: a SKU's price and crossed-out price at most
 const SVG = "http://www.w3.org/2000/svg";
+const LABEL_WIDTH = 22;  // a bar's label at most, in half-width characters (a Chinese one is two): 124px at 11px
 const COLORS = ["#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626"];
 
 // The overview cards: the figure's name in the API, its label, and whether it is money (fen).
@@ -125,12 +126,13 @@ function whileLoggedIn(promise) {
   return new Promise((resolve, reject) => promise.then(current(resolve), current(reject)));
 }
 
-// An API call: its answer (JSON, or the file as a Blob with `blob`), or an ApiError.
+// An API call: its answer (JSON, or the file as a Blob with `blob`), or an ApiError. `anonymous`: a public route asked
+// without the token, as a visitor would.
 const call = (path, options = {}) => whileLoggedIn(send(path, options, sessionNumber));
 
 async function send(path, options, asked, retried = false) {
   const headers = Object.assign({}, options.headers || {});
-  if (session.access) headers.Authorization = "Bearer " + session.access;
+  if (session.access && !options.anonymous) headers.Authorization = "Bearer " + session.access;
   if (options.json !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(API + path, {
     method: options.method || "GET", headers,
@@ -360,8 +362,8 @@ async function load() {
     drawTrends(overview);
     drawFunnel(funnel);
     drawRegions(regions);
-    drawPreferences(preferences);
     drawRetention(retention);
+    drawPreferences(preferences, await preferenceNames(preferences));
     $("status").textContent = `${overview.from} – ${overview.to}`;
     document.body.dataset.loaded = query;
   } catch (error) {
@@ -406,14 +408,37 @@ function drawRegions(regions) {
     text: `${yuan(p.gmv_fen)} · ${(p.gmv_share * 100).toFixed(1)}% · ${count(p.paid_orders)} orders`})), yuan);
 }
 
-function drawPreferences(preferences) {
+// The reports carry ids only: the names they stand for, each read in parallel, and each one missing (a deleted product,
+// a failed call) left out, its id shown instead. Categories and brands from the catalogue (GET /categories, /brands);
+// the top products (ten) each from its detail: GET /admin/products/{id} (any status) for those who may read it (the
+// roles of "products", EDITORS), else the shop's public page (on the shelf only), asked without the token, so that no
+// staff member's browsing is recorded.
+async function preferenceNames(preferences) {
+  const quietly = (promise) => promise.catch(() => null);
+  const product = (id) => can("products") ? call(`/admin/products/${id}`) : call(`/products/${id}`, {anonymous: true});
+  const [categories, brands, ...products] = await Promise.all([
+    quietly(call("/categories")), quietly(call("/brands")),
+    ...preferences.top_products.map((s) => quietly(product(s.product_id)))]);
+  const every = (tree) => tree.flatMap((c) => [[c.id, c.name], ...every(c.children)]);  // the tree, every depth
+  return {
+    categories: new Map(categories ? every(categories.items) : []),
+    brands: new Map(brands ? brands.items.map((b) => [b.id, b.name]) : []),
+    products: new Map(preferences.top_products.map((s, i) => [s.product_id, products[i] && products[i].name])),
+  };
+}
+
+function drawPreferences(preferences, names) {
   const sales = (rows, label) => rows.map((s) => ({label: label(s), value: s.sales_fen,
                                                    text: `${yuan(s.sales_fen)} · ${count(s.paid_orders)} orders`}));
-  barChart($("by-category"), sales(preferences.by_category, (s) => `Category ${s.category_id}`), yuan);
-  barChart($("by-brand"), sales(preferences.by_brand, (s) => s.brand_id ? `Brand ${s.brand_id}` : "No brand"), yuan);
+  const named = (map, id, noun) => map.get(id) || `${noun} ${id}`;
+  barChart($("by-category"), sales(preferences.by_category, (s) => named(names.categories, s.category_id, "Category")),
+           yuan);
+  barChart($("by-brand"), sales(preferences.by_brand, (s) => s.brand_id ? named(names.brands, s.brand_id, "Brand")
+                                                                         : "No brand"), yuan);
   barChart($("by-price-band"), sales(preferences.by_price_band, (s) =>
     s.max_fen === null ? `${yuan(s.min_fen)}+` : `${yuan(s.min_fen)}–${yuan(s.max_fen)}`), yuan);
-  barChart($("top-products"), sales(preferences.top_products, (s) => `Product ${s.product_id}`), yuan);
+  barChart($("top-products"), sales(preferences.top_products, (s) => named(names.products, s.product_id, "Product")),
+           yuan);
 }
 
 function drawRetention(retention) {
@@ -488,6 +513,20 @@ function lineChart(container, days, series, format) {
   container.replaceChildren(chart, legend);
 }
 
+// A long label (a product's name) cut to fit beside its bar; the bar's title (hovered) has it whole.
+function fitted(label) {
+  const wide = (character) => character.codePointAt(0) >= 0x2E80 ? 2 : 1;
+  const characters = [...label];
+  if (characters.reduce((width, character) => width + wide(character), 0) <= LABEL_WIDTH) return label;
+  let kept = "", width = 1;  // the "…"
+  for (const character of characters) {
+    if (width + wide(character) > LABEL_WIDTH) break;
+    kept += character;
+    width += wide(character);
+  }
+  return kept + "…";
+}
+
 function barChart(container, rows, format) {
   if (rows.length === 0) {
     container.replaceChildren(element("p", {class: "muted"}, "Nothing in this period."));
@@ -499,7 +538,8 @@ function barChart(container, rows, format) {
   rows.forEach((row, i) => {
     const top = i * (bar + gap);
     const length = Math.max(1, (width - labelWidth - textWidth) * row.value / max);
-    chart.append(svg("text", {x: labelWidth - 6, y: top + bar / 2 + 4, class: "label", "text-anchor": "end"}, row.label));
+    chart.append(svg("text", {x: labelWidth - 6, y: top + bar / 2 + 4, class: "label", "text-anchor": "end"},
+                     fitted(row.label)));
     const rect = svg("rect", {x: labelWidth, y: top, width: length, height: bar, rx: 3,
                               fill: COLORS[0], "data-value": row.value});
     rect.append(svg("title", {}, `${row.label}: ${row.text || format(row.value)}`));

@@ -10,13 +10,18 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 import requests
 from mall.analytics.v1 import analytics_pb2
+from mall.product.v1 import product_pb2
 
 from tests.fixtures.fake_services import FakeServices
 
 DAYS = [date(2026, 11, 15) + timedelta(days=n) for n in range(7)]
+LABELS = "els => els.map(e => e.textContent)"
+NOT_FOUND = "Failed to load resource: the server responded with a status of 404 (NOT FOUND)"
+TITLES = "els => els.map(e => e.querySelector('title').textContent.split(':')[0])"
 
 
 def figures(n: int) -> analytics_pb2.Figures:
@@ -56,7 +61,12 @@ def week(clients: FakeServices) -> FakeServices:
     clients.analytics.GetRetention.reply = analytics_pb2.GetRetentionResponse(**period, cohorts=[
         analytics_pb2.Cohort(date=d.isoformat(), new_users=10, d1=4, d7=2, d30=0, d1_rate=0.4, d7_rate=0.2)
         for d in DAYS])
+    clients.product.GetAdminProduct.answer = lambda message: product(message.id, f"商品{message.id}")
     return clients
+
+
+def product(product_id: int, name: str) -> product_pb2.Product:
+    return product_pb2.Product(id=product_id, name=name, status="APPROVED")
 
 
 def test_staff_log_in_and_see_the_overview_cards_equal_to_the_api(page: Any, gateway_url: str, log_in_as,
@@ -149,3 +159,46 @@ def test_only_admin_and_finance_are_offered_the_exports_of_shoppers_wallets(page
     options = page.eval_on_selector_all("#export-kind option", "els => els.map(e => [e.value, !e.hidden && !e.disabled])")
     assert [kind for kind, shown in options if not shown] == ([] if offered else ["events", "money"])
     assert page.errors == []
+
+
+@pytest.fixture
+def catalogue(week: FakeServices, rpc_error) -> FakeServices:  # type: ignore[no-untyped-def]
+    """The fake product service names category 2 (under 1), brand 3 and product 12; product 10 was deleted."""
+    week.product.ListCategories.reply = product_pb2.ListCategoriesResponse(items=[product_pb2.Category(
+        id=1, name="<b>茶</b>", children=[product_pb2.Category(id=2, name="绿茶")])])
+    week.product.ListBrands.reply = product_pb2.ListBrandsResponse(items=[product_pb2.Brand(id=3, name="西湖")])
+
+    def named(message: product_pb2.ProductRef) -> product_pb2.Product:
+        if message.id != 12:
+            raise rpc_error(grpc.StatusCode.NOT_FOUND, "no such product")
+        return product(12, "西湖龙井明前特级新茶礼盒装")
+    week.product.GetAdminProduct.answer = week.product.ViewProduct.answer = named
+    return week
+
+
+def test_the_preferences_show_the_names_of_categories_brands_and_products_and_the_id_of_a_deleted_product(
+        page: Any, log_in_as, catalogue: FakeServices) -> None:
+    log_in_as("admin")
+    page.wait_for_selector("body[data-loaded]")
+
+    assert page.eval_on_selector_all("#by-category text.label", LABELS) == ["<b>茶</b>", "绿茶"]
+    assert page.eval_on_selector_all("#by-brand text.label", LABELS) == ["西湖", "No brand"]
+    assert page.eval_on_selector_all("#top-products text.label", LABELS) == ["西湖龙井明前特级新茶…", "Product 10"]
+    assert page.eval_on_selector_all("#top-products rect", TITLES) == ["西湖龙井明前特级新茶礼盒装", "Product 10"]
+    assert sorted(call.message.id for call in catalogue.product.GetAdminProduct.calls) == [10, 12]
+    assert catalogue.product.ViewProduct.calls == []
+    assert page.errors == [NOT_FOUND]
+
+
+def test_finance_read_product_names_from_the_shop_without_their_token(page: Any, log_in_as,
+                                                                     catalogue: FakeServices) -> None:
+    log_in_as("finance")
+    page.wait_for_selector("body[data-loaded]")
+
+    assert page.eval_on_selector_all("#top-products text.label", LABELS) == ["西湖龙井明前特级新茶…", "Product 10"]
+    assert catalogue.product.GetAdminProduct.calls == []
+    views = catalogue.product.ViewProduct.calls
+    assert sorted(call.message.id for call in views) == [10, 12]
+    assert all("authorization" not in call.metadata for call in views)  # no staff member's view recorded
+    assert page.errors == [NOT_FOUND]
+
