@@ -1,8 +1,8 @@
 // MiniMall staff console: staff log in and see the sections their roles open: the analytics reports drawn as
-// SVG, orders, after-sales cases, money that got stuck (refunds, wallet charges), shoppers' withdrawals (finance
-// approve or reject them), coupon templates (approving those waiting), products (opened: submitted, audited, put on
-// the shelf, their stock adjusted), and users (roles, staff passwords, their member record); editors create products
-// and coupon templates.
+// SVG (categories, brands and products by name) and their exports, orders, after-sales cases, money that got stuck
+// (refunds, wallet charges), shoppers' withdrawals (finance approve or reject them), coupon templates (approving those
+// waiting), products (opened: submitted, audited, put on the shelf, their stock adjusted), and users (roles, staff
+// passwords, their member record); editors create products and coupon templates.
 // No framework, no build step, nothing fetched from another origin; server text only ever set as textContent.
 "use strict";
 
@@ -283,6 +283,8 @@ function showLogin(message) {
   }
   for (const id of ["order-detail", "case-detail", "user-detail", "product-detail"]) $(id).hidden = true;
   pendingCancel = null;
+  followed.clear();
+  downloadWhenDone.clear();
   // A create form still loading its lists when the session ended never gets them (whileLoggedIn): its button is free.
   $("new-product").disabled = $("new-coupon").disabled = false;
   $("sections").hidden = true;
@@ -319,7 +321,10 @@ function showSection(view) {
   }
   const first = !$(view).dataset.opened;
   $(view).dataset.opened = "yes";
-  if (view === "dashboard-view" && first) load();
+  if (view === "dashboard-view" && first) {
+    load();
+    loadList("reports", 1);
+  }
   if (view === "orders-view" && first) loadList("orders", 1);
   if (view === "aftersales-view" && first) loadList("cases", 1);
   if (view === "money-view") loadMoney();
@@ -549,32 +554,76 @@ function barChart(container, rows, format) {
   container.replaceChildren(chart);
 }
 
-// Exports: a job on the server; the file is fetched with the token and handed to the browser.
+// Exports: a job on the server, listed with the staff member's others (GET /admin/reports: a reload loses none); one
+// queued or running is followed until it ends, its row redrawn. A done one's file is fetched with the token and handed
+// to the browser; the link stays under the list (`exports`) until the login is shown again.
 
 async function exportReport(event) {
   event.preventDefault();
   const kind = $("export-kind").value, format = $("export-format").value;
-  const item = element("li", {}, `${kind} ${$("from").value}–${$("to").value} (${format}): queued`);
-  $("exports").prepend(item);
+  await act($("export-form"), async () => {
+    const job = await call("/admin/reports", {method: "POST",
+                                              json: {kind, format, from: $("from").value, to: $("to").value}});
+    downloadWhenDone.add(job.id);
+    follow(job.id);
+    loadList("reports", 1);
+  });
+}
+
+// The ids of the jobs followed now, and of those this page asked for, downloaded once done.
+const followed = new Set(), downloadWhenDone = new Set();
+
+// A job followed every second until it ends, its row (when on the page shown) drawn anew each time.
+async function follow(id) {
+  if (followed.has(id)) return;
+  followed.add(id);
+  let job;
   try {
-    let job = await call("/admin/reports", {method: "POST",
-                                            json: {kind, format, from: $("from").value, to: $("to").value}});
-    while (job.status === "queued" || job.status === "running") {
-      item.textContent = `${kind} ${job.from}–${job.to} (${format}): ${job.status} ${job.percent}%`;
+    do {
       await whileLoggedIn(new Promise((resolve) => setTimeout(resolve, 1000)));
-      job = await call(`/admin/reports/${job.id}`);
-    }
-    if (job.status === "failed") throw new Error(job.error || "the export failed");
-    const file = await call(`/admin/reports/${job.id}/file`, {blob: true});
-    const link = element("a", {href: URL.createObjectURL(file),
-                               download: `${job.kind}-${job.from}-${job.to}.${job.format}`},
-                         `${kind} ${job.from}–${job.to} (${format}): ${count(job.rows)} rows, download`);
-    item.replaceChildren(link);
-    link.click();
+      job = await call(`/admin/reports/${id}`);
+      const shown = $("reports").querySelector(`tr[data-report-id="${id}"]`);
+      if (shown) shown.replaceWith(reportRow(job));
+    } while (underWay(job));
+    if (job.status === "done" && downloadWhenDone.delete(id)) await download(job);
   } catch (error) {
-    item.textContent = `${kind} (${format}): ${error.message}`;
-    item.className = "error";
+    $("reports-error").textContent = `Export ${id}: ${describe(error)}`;
+  } finally {
+    followed.delete(id);
   }
+}
+
+const underWay = (job) => job.status === "queued" || job.status === "running";
+
+// What an export is called: the report's name as the form offers it, its period and format.
+function reportName(job) {
+  const option = $("export-kind").querySelector(`option[value="${job.kind}"]`);
+  return `${option ? option.textContent : job.kind} ${job.from}–${job.to} (${job.format})`;
+}
+
+async function download(job) {
+  const file = await call(job.file_url.slice(API.length), {blob: true});
+  const link = element("a", {href: URL.createObjectURL(file),
+                             download: `${job.kind}-${job.from}-${job.to}.${job.format}`},
+                       `${reportName(job)}: ${count(job.rows)} rows, download`);
+  const item = element("li", {});
+  item.append(link);
+  $("exports").prepend(item);
+  link.click();
+}
+
+// A job in the list; one under way is followed (once: follow() knows those it follows).
+function reportRow(job) {
+  const status = underWay(job) ? `${job.status} ${job.percent}%`
+    : job.status === "failed" ? `failed: ${job.error || "the export failed"}` : job.status;
+  const tr = row([String(job.id), reportName(job), status, count(job.rows), when(job.created_at), ""],
+                 {"data-report-id": job.id, "data-status": job.status});
+  if (job.file_url) {
+    const outcome = element("span", {class: "outcome", role: "alert"});
+    tr.lastChild.append(button("Download", (event) => attempt(event.target, outcome, () => download(job))), outcome);
+  }
+  if (underWay(job)) follow(job.id);
+  return tr;
 }
 
 // Lists: a table of rows, paged ?page=&page_size= → {"items", "page", "page_size", "total"}. Each is named by its
@@ -622,6 +671,11 @@ const LISTS = {
     path: "/admin/products", form: "product-search", count: "product-count", error: "products-error",
     noun: "products", titles: ["Id", "Name", "Status", "On shelf", "Price", "Category", "Brand", "Updated", ""],
     row: productRow, filters: () => ({q: $("product-q").value.trim(), status: $("product-status").value}),
+  },
+  // The staff member's own export jobs, newest first.
+  reports: {
+    path: "/admin/reports", form: "report-search", count: "report-count", error: "reports-error", noun: "exports",
+    titles: ["Id", "Report", "Status", "Rows", "Created", ""], row: reportRow, filters: () => ({}),
   },
   coupons: {
     path: "/admin/coupon-templates", form: "coupon-search", count: "coupon-count", error: "coupons-error",

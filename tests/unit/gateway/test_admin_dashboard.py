@@ -13,12 +13,14 @@ from typing import Any
 import grpc
 import pytest
 import requests
+from google.protobuf.timestamp_pb2 import Timestamp
 from mall.analytics.v1 import analytics_pb2
 from mall.product.v1 import product_pb2
 
 from tests.fixtures.fake_services import FakeServices
 
 DAYS = [date(2026, 11, 15) + timedelta(days=n) for n in range(7)]
+AT = Timestamp(seconds=1_764_400_000)  # 2025-11-29T07:06:40Z
 LABELS = "els => els.map(e => e.textContent)"
 NOT_FOUND = "Failed to load resource: the server responded with a status of 404 (NOT FOUND)"
 TITLES = "els => els.map(e => e.querySelector('title').textContent.split(':')[0])"
@@ -202,3 +204,41 @@ def test_finance_read_product_names_from_the_shop_without_their_token(page: Any,
     assert all("authorization" not in call.metadata for call in views)  # no staff member's view recorded
     assert page.errors == [NOT_FOUND]
 
+
+def report(report_id: int, status: str, **fields: Any) -> analytics_pb2.Report:
+    return analytics_pb2.Report(id=report_id, kind="orders", format="xlsx", from_date=DAYS[0].isoformat(),
+                                to_date=DAYS[-1].isoformat(), status=status, created_at=AT, **fields)
+
+
+def test_after_a_reload_the_exports_list_my_jobs_follows_the_one_running_and_downloads_a_done_one(
+        page: Any, log_in_as, week: FakeServices) -> None:
+    content = b"PK-not-really-xlsx"
+    done = report(8, "done", percent=100, rows=42, size_bytes=len(content), file_name="8-orders.xlsx")
+    week.analytics.GetReport.reply = report(9, "done", percent=100, rows=2500, size_bytes=1)
+    week.analytics.GetReportChunk.answer = lambda m: analytics_pb2.GetReportChunkResponse(
+        report=done, data=content[m.offset:])
+    log_in_as("admin")
+    page.wait_for_selector("#report-count[data-loads='1']", state="attached")  # none yet
+    week.analytics.ListReports.reply = analytics_pb2.ListReportsResponse(total=3, reports=[
+        report(9, "running", percent=40, rows=1000), done, report(7, "failed", error="report 7 failed")])
+
+    page.reload()
+    page.wait_for_selector("#reports tr[data-report-id='9']")
+    listed = page.eval_on_selector_all("#reports tr[data-report-id]", "rows => rows.map(r => [...r.cells].slice(0, 5)"
+                                                                      ".map(c => c.innerText))")
+    page.wait_for_selector("#reports tr[data-report-id='9'][data-status='done'] button")
+    with page.expect_download() as download:
+        page.click("#reports tr[data-report-id='8'] button")
+
+    period = f"{DAYS[0]}–{DAYS[-1]}"
+    assert listed == [["9", f"Orders ledger {period} (xlsx)", "running 40%", "1,000", "2025-11-29 07:06:40Z"],
+                      ["8", f"Orders ledger {period} (xlsx)", "done", "42", "2025-11-29 07:06:40Z"],
+                      ["7", f"Orders ledger {period} (xlsx)", "failed: report 7 failed", "0", "2025-11-29 07:06:40Z"]]
+    assert page.inner_text("#report-count") == "3 exports"
+    assert Path(download.value.path()).read_bytes() == content
+    assert download.value.suggested_filename == f"orders-{DAYS[0]}-{DAYS[-1]}.xlsx"
+    assert (week.analytics.ListReports.calls[-1].message.offset, week.analytics.ListReports.calls[-1].message.limit) == (
+        0, 20)
+    assert [call.message.id for call in week.analytics.GetReport.calls] == [9]  # only the one under way, once done
+    assert week.analytics.GetReportChunk.calls[0].message.id == 8  # downloaded when asked, not when it finished
+    assert page.errors == []
