@@ -1,8 +1,8 @@
 // MiniMall staff console: staff log in and see the sections their roles open: the analytics reports drawn as
-// SVG, orders, after-sales cases, money that got stuck (refunds, wallet charges), shoppers' withdrawals (finance
-// approve or reject them), coupon templates (approving those waiting), products (opened: submitted, audited, put on
-// the shelf, their stock adjusted), and users (roles, staff passwords, their member record); editors create products
-// and coupon templates.
+// SVG (categories, brands and products by name) and their exports, orders, after-sales cases, money that got stuck
+// (refunds, wallet charges), shoppers' withdrawals (finance approve or reject them), coupon templates (approving those
+// waiting), products (opened: submitted, audited, put on the shelf, their stock adjusted), and users (roles, staff
+// passwords, their member record); editors create products and coupon templates.
 // No framework, no build step, nothing fetched from another origin; server text only ever set as textContent.
 "use strict";
 
@@ -56,6 +56,7 @@ const REPORT_CHARTS = ["chart-traffic", "chart-orders", "chart-gmv", "funnel", "
 const PAGE_SIZE = 20;
 const SKU_PRICE_MAX_FEN = 100_000_000;  // services/common/formats.py: a SKU's price and crossed-out price at most
 const SVG = "http://www.w3.org/2000/svg";
+const LABEL_WIDTH = 22;  // a bar's label at most, in half-width characters (a Chinese one is two): 124px at 11px
 const COLORS = ["#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626"];
 
 // The overview cards: the figure's name in the API, its label, and whether it is money (fen).
@@ -125,12 +126,13 @@ function whileLoggedIn(promise) {
   return new Promise((resolve, reject) => promise.then(current(resolve), current(reject)));
 }
 
-// An API call: its answer (JSON, or the file as a Blob with `blob`), or an ApiError.
+// An API call: its answer (JSON, or the file as a Blob with `blob`), or an ApiError. `anonymous`: a public route asked
+// without the token, as a visitor would.
 const call = (path, options = {}) => whileLoggedIn(send(path, options, sessionNumber));
 
 async function send(path, options, asked, retried = false) {
   const headers = Object.assign({}, options.headers || {});
-  if (session.access) headers.Authorization = "Bearer " + session.access;
+  if (session.access && !options.anonymous) headers.Authorization = "Bearer " + session.access;
   if (options.json !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(API + path, {
     method: options.method || "GET", headers,
@@ -281,6 +283,8 @@ function showLogin(message) {
   }
   for (const id of ["order-detail", "case-detail", "user-detail", "product-detail"]) $(id).hidden = true;
   pendingCancel = null;
+  followed.clear();
+  downloadWhenDone.clear();
   // A create form still loading its lists when the session ended never gets them (whileLoggedIn): its button is free.
   $("new-product").disabled = $("new-coupon").disabled = false;
   $("sections").hidden = true;
@@ -317,7 +321,10 @@ function showSection(view) {
   }
   const first = !$(view).dataset.opened;
   $(view).dataset.opened = "yes";
-  if (view === "dashboard-view" && first) load();
+  if (view === "dashboard-view" && first) {
+    load();
+    loadList("reports", 1);
+  }
   if (view === "orders-view" && first) loadList("orders", 1);
   if (view === "aftersales-view" && first) loadList("cases", 1);
   if (view === "money-view") loadMoney();
@@ -360,8 +367,8 @@ async function load() {
     drawTrends(overview);
     drawFunnel(funnel);
     drawRegions(regions);
-    drawPreferences(preferences);
     drawRetention(retention);
+    drawPreferences(preferences, await preferenceNames(preferences));
     $("status").textContent = `${overview.from} – ${overview.to}`;
     document.body.dataset.loaded = query;
   } catch (error) {
@@ -406,14 +413,37 @@ function drawRegions(regions) {
     text: `${yuan(p.gmv_fen)} · ${(p.gmv_share * 100).toFixed(1)}% · ${count(p.paid_orders)} orders`})), yuan);
 }
 
-function drawPreferences(preferences) {
+// The reports carry ids only: the names they stand for, each read in parallel, and each one missing (a deleted product,
+// a failed call) left out, its id shown instead. Categories and brands from the catalogue (GET /categories, /brands);
+// the top products (ten) each from its detail: GET /admin/products/{id} (any status) for those who may read it (the
+// roles of "products", EDITORS), else the shop's public page (on the shelf only), asked without the token, so that no
+// staff member's browsing is recorded.
+async function preferenceNames(preferences) {
+  const quietly = (promise) => promise.catch(() => null);
+  const product = (id) => can("products") ? call(`/admin/products/${id}`) : call(`/products/${id}`, {anonymous: true});
+  const [categories, brands, ...products] = await Promise.all([
+    quietly(call("/categories")), quietly(call("/brands")),
+    ...preferences.top_products.map((s) => quietly(product(s.product_id)))]);
+  const every = (tree) => tree.flatMap((c) => [[c.id, c.name], ...every(c.children)]);  // the tree, every depth
+  return {
+    categories: new Map(categories ? every(categories.items) : []),
+    brands: new Map(brands ? brands.items.map((b) => [b.id, b.name]) : []),
+    products: new Map(preferences.top_products.map((s, i) => [s.product_id, products[i] && products[i].name])),
+  };
+}
+
+function drawPreferences(preferences, names) {
   const sales = (rows, label) => rows.map((s) => ({label: label(s), value: s.sales_fen,
                                                    text: `${yuan(s.sales_fen)} · ${count(s.paid_orders)} orders`}));
-  barChart($("by-category"), sales(preferences.by_category, (s) => `Category ${s.category_id}`), yuan);
-  barChart($("by-brand"), sales(preferences.by_brand, (s) => s.brand_id ? `Brand ${s.brand_id}` : "No brand"), yuan);
+  const named = (map, id, noun) => map.get(id) || `${noun} ${id}`;
+  barChart($("by-category"), sales(preferences.by_category, (s) => named(names.categories, s.category_id, "Category")),
+           yuan);
+  barChart($("by-brand"), sales(preferences.by_brand, (s) => s.brand_id ? named(names.brands, s.brand_id, "Brand")
+                                                                         : "No brand"), yuan);
   barChart($("by-price-band"), sales(preferences.by_price_band, (s) =>
     s.max_fen === null ? `${yuan(s.min_fen)}+` : `${yuan(s.min_fen)}–${yuan(s.max_fen)}`), yuan);
-  barChart($("top-products"), sales(preferences.top_products, (s) => `Product ${s.product_id}`), yuan);
+  barChart($("top-products"), sales(preferences.top_products, (s) => named(names.products, s.product_id, "Product")),
+           yuan);
 }
 
 function drawRetention(retention) {
@@ -488,6 +518,20 @@ function lineChart(container, days, series, format) {
   container.replaceChildren(chart, legend);
 }
 
+// A long label (a product's name) cut to fit beside its bar; the bar's title (hovered) has it whole.
+function fitted(label) {
+  const wide = (character) => character.codePointAt(0) >= 0x2E80 ? 2 : 1;
+  const characters = [...label];
+  if (characters.reduce((width, character) => width + wide(character), 0) <= LABEL_WIDTH) return label;
+  let kept = "", width = 1;  // the "…"
+  for (const character of characters) {
+    if (width + wide(character) > LABEL_WIDTH) break;
+    kept += character;
+    width += wide(character);
+  }
+  return kept + "…";
+}
+
 function barChart(container, rows, format) {
   if (rows.length === 0) {
     container.replaceChildren(element("p", {class: "muted"}, "Nothing in this period."));
@@ -499,7 +543,8 @@ function barChart(container, rows, format) {
   rows.forEach((row, i) => {
     const top = i * (bar + gap);
     const length = Math.max(1, (width - labelWidth - textWidth) * row.value / max);
-    chart.append(svg("text", {x: labelWidth - 6, y: top + bar / 2 + 4, class: "label", "text-anchor": "end"}, row.label));
+    chart.append(svg("text", {x: labelWidth - 6, y: top + bar / 2 + 4, class: "label", "text-anchor": "end"},
+                     fitted(row.label)));
     const rect = svg("rect", {x: labelWidth, y: top, width: length, height: bar, rx: 3,
                               fill: COLORS[0], "data-value": row.value});
     rect.append(svg("title", {}, `${row.label}: ${row.text || format(row.value)}`));
@@ -509,32 +554,76 @@ function barChart(container, rows, format) {
   container.replaceChildren(chart);
 }
 
-// Exports: a job on the server; the file is fetched with the token and handed to the browser.
+// Exports: a job on the server, listed with the staff member's others (GET /admin/reports: a reload loses none); one
+// queued or running is followed until it ends, its row redrawn. A done one's file is fetched with the token and handed
+// to the browser; the link stays under the list (`exports`) until the login is shown again.
 
 async function exportReport(event) {
   event.preventDefault();
   const kind = $("export-kind").value, format = $("export-format").value;
-  const item = element("li", {}, `${kind} ${$("from").value}–${$("to").value} (${format}): queued`);
-  $("exports").prepend(item);
+  await act($("export-form"), async () => {
+    const job = await call("/admin/reports", {method: "POST",
+                                              json: {kind, format, from: $("from").value, to: $("to").value}});
+    downloadWhenDone.add(job.id);
+    follow(job.id);
+    loadList("reports", 1);
+  });
+}
+
+// The ids of the jobs followed now, and of those this page asked for, downloaded once done.
+const followed = new Set(), downloadWhenDone = new Set();
+
+// A job followed every second until it ends, its row (when on the page shown) drawn anew each time.
+async function follow(id) {
+  if (followed.has(id)) return;
+  followed.add(id);
+  let job;
   try {
-    let job = await call("/admin/reports", {method: "POST",
-                                            json: {kind, format, from: $("from").value, to: $("to").value}});
-    while (job.status === "queued" || job.status === "running") {
-      item.textContent = `${kind} ${job.from}–${job.to} (${format}): ${job.status} ${job.percent}%`;
+    do {
       await whileLoggedIn(new Promise((resolve) => setTimeout(resolve, 1000)));
-      job = await call(`/admin/reports/${job.id}`);
-    }
-    if (job.status === "failed") throw new Error(job.error || "the export failed");
-    const file = await call(`/admin/reports/${job.id}/file`, {blob: true});
-    const link = element("a", {href: URL.createObjectURL(file),
-                               download: `${job.kind}-${job.from}-${job.to}.${job.format}`},
-                         `${kind} ${job.from}–${job.to} (${format}): ${count(job.rows)} rows, download`);
-    item.replaceChildren(link);
-    link.click();
+      job = await call(`/admin/reports/${id}`);
+      const shown = $("reports").querySelector(`tr[data-report-id="${id}"]`);
+      if (shown) shown.replaceWith(reportRow(job));
+    } while (underWay(job));
+    if (job.status === "done" && downloadWhenDone.delete(id)) await download(job);
   } catch (error) {
-    item.textContent = `${kind} (${format}): ${error.message}`;
-    item.className = "error";
+    $("reports-error").textContent = `Export ${id}: ${describe(error)}`;
+  } finally {
+    followed.delete(id);
   }
+}
+
+const underWay = (job) => job.status === "queued" || job.status === "running";
+
+// What an export is called: the report's name as the form offers it, its period and format.
+function reportName(job) {
+  const option = $("export-kind").querySelector(`option[value="${job.kind}"]`);
+  return `${option ? option.textContent : job.kind} ${job.from}–${job.to} (${job.format})`;
+}
+
+async function download(job) {
+  const file = await call(job.file_url.slice(API.length), {blob: true});
+  const link = element("a", {href: URL.createObjectURL(file),
+                             download: `${job.kind}-${job.from}-${job.to}.${job.format}`},
+                       `${reportName(job)}: ${count(job.rows)} rows, download`);
+  const item = element("li", {});
+  item.append(link);
+  $("exports").prepend(item);
+  link.click();
+}
+
+// A job in the list; one under way is followed (once: follow() knows those it follows).
+function reportRow(job) {
+  const status = underWay(job) ? `${job.status} ${job.percent}%`
+    : job.status === "failed" ? `failed: ${job.error || "the export failed"}` : job.status;
+  const tr = row([String(job.id), reportName(job), status, count(job.rows), when(job.created_at), ""],
+                 {"data-report-id": job.id, "data-status": job.status});
+  if (job.file_url) {
+    const outcome = element("span", {class: "outcome", role: "alert"});
+    tr.lastChild.append(button("Download", (event) => attempt(event.target, outcome, () => download(job))), outcome);
+  }
+  if (underWay(job)) follow(job.id);
+  return tr;
 }
 
 // Lists: a table of rows, paged ?page=&page_size= → {"items", "page", "page_size", "total"}. Each is named by its
@@ -582,6 +671,11 @@ const LISTS = {
     path: "/admin/products", form: "product-search", count: "product-count", error: "products-error",
     noun: "products", titles: ["Id", "Name", "Status", "On shelf", "Price", "Category", "Brand", "Updated", ""],
     row: productRow, filters: () => ({q: $("product-q").value.trim(), status: $("product-status").value}),
+  },
+  // The staff member's own export jobs, newest first.
+  reports: {
+    path: "/admin/reports", form: "report-search", count: "report-count", error: "reports-error", noun: "exports",
+    titles: ["Id", "Report", "Status", "Rows", "Created", ""], row: reportRow, filters: () => ({}),
   },
   coupons: {
     path: "/admin/coupon-templates", form: "coupon-search", count: "coupon-count", error: "coupons-error",

@@ -88,12 +88,14 @@ def test_logging_out_leaves_neither_the_reports_nor_the_exported_files_for_the_n
     clients.analytics.CreateReport.reply = done
     clients.analytics.GetReport.reply = done
     clients.analytics.GetReportChunk.reply = analytics_pb2.GetReportChunkResponse(report=done, data=content)
+    clients.analytics.ListReports.reply = analytics_pb2.ListReportsResponse(reports=[done], total=1)
     clients.order.SearchOrders.reply = order_pb2.ListOrdersResponse(orders=[], total=0)
     log_in_as("admin")
     page.wait_for_selector("body[data-loaded]", state="attached")
     with page.expect_download():
         page.click("#export-form button[type=submit]")
     file_url = page.get_attribute("#exports a", "href")
+    page.wait_for_selector("#reports tr[data-report-id='3']")
     assert file_url.startswith("blob:") and page.inner_text("#cards").count("¥1,234.56") == 1
     # Which blob: URLs the page gives up (a revoked one no longer reads; the page's CSP keeps a test from fetching it).
     page.evaluate("""() => {
@@ -108,7 +110,7 @@ def test_logging_out_leaves_neither_the_reports_nor_the_exported_files_for_the_n
 
     assert page.evaluate("window.revoked") == [file_url]
     assert page.query_selector_all("#exports li") == [] and page.query_selector_all("#cards .card") == []
-    assert page.query_selector_all("#dashboard-view svg") == []
+    assert page.query_selector_all("#dashboard-view svg") == [] and page.query_selector_all("#reports tr") == []
     assert "¥1,234.56" not in page.content() and page.get_attribute("body", "data-loaded") is None
 
 

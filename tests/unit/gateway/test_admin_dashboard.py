@@ -10,13 +10,20 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 import requests
+from google.protobuf.timestamp_pb2 import Timestamp
 from mall.analytics.v1 import analytics_pb2
+from mall.product.v1 import product_pb2
 
 from tests.fixtures.fake_services import FakeServices
 
 DAYS = [date(2026, 11, 15) + timedelta(days=n) for n in range(7)]
+AT = Timestamp(seconds=1_764_400_000)  # 2025-11-29T07:06:40Z
+LABELS = "els => els.map(e => e.textContent)"
+NOT_FOUND = "Failed to load resource: the server responded with a status of 404 (NOT FOUND)"
+TITLES = "els => els.map(e => e.querySelector('title').textContent.split(':')[0])"
 
 
 def figures(n: int) -> analytics_pb2.Figures:
@@ -56,7 +63,12 @@ def week(clients: FakeServices) -> FakeServices:
     clients.analytics.GetRetention.reply = analytics_pb2.GetRetentionResponse(**period, cohorts=[
         analytics_pb2.Cohort(date=d.isoformat(), new_users=10, d1=4, d7=2, d30=0, d1_rate=0.4, d7_rate=0.2)
         for d in DAYS])
+    clients.product.GetAdminProduct.answer = lambda message: product(message.id, f"商品{message.id}")
     return clients
+
+
+def product(product_id: int, name: str) -> product_pb2.Product:
+    return product_pb2.Product(id=product_id, name=name, status="APPROVED")
 
 
 def test_staff_log_in_and_see_the_overview_cards_equal_to_the_api(page: Any, gateway_url: str, log_in_as,
@@ -148,4 +160,85 @@ def test_only_admin_and_finance_are_offered_the_exports_of_shoppers_wallets(page
 
     options = page.eval_on_selector_all("#export-kind option", "els => els.map(e => [e.value, !e.hidden && !e.disabled])")
     assert [kind for kind, shown in options if not shown] == ([] if offered else ["events", "money"])
+    assert page.errors == []
+
+
+@pytest.fixture
+def catalogue(week: FakeServices, rpc_error) -> FakeServices:  # type: ignore[no-untyped-def]
+    """The fake product service names category 2 (under 1), brand 3 and product 12; product 10 was deleted."""
+    week.product.ListCategories.reply = product_pb2.ListCategoriesResponse(items=[product_pb2.Category(
+        id=1, name="<b>茶</b>", children=[product_pb2.Category(id=2, name="绿茶")])])
+    week.product.ListBrands.reply = product_pb2.ListBrandsResponse(items=[product_pb2.Brand(id=3, name="西湖")])
+
+    def named(message: product_pb2.ProductRef) -> product_pb2.Product:
+        if message.id != 12:
+            raise rpc_error(grpc.StatusCode.NOT_FOUND, "no such product")
+        return product(12, "西湖龙井明前特级新茶礼盒装")
+    week.product.GetAdminProduct.answer = week.product.ViewProduct.answer = named
+    return week
+
+
+def test_the_preferences_show_the_names_of_categories_brands_and_products_and_the_id_of_a_deleted_product(
+        page: Any, log_in_as, catalogue: FakeServices) -> None:
+    log_in_as("admin")
+    page.wait_for_selector("body[data-loaded]")
+
+    assert page.eval_on_selector_all("#by-category text.label", LABELS) == ["<b>茶</b>", "绿茶"]
+    assert page.eval_on_selector_all("#by-brand text.label", LABELS) == ["西湖", "No brand"]
+    assert page.eval_on_selector_all("#top-products text.label", LABELS) == ["西湖龙井明前特级新茶…", "Product 10"]
+    assert page.eval_on_selector_all("#top-products rect", TITLES) == ["西湖龙井明前特级新茶礼盒装", "Product 10"]
+    assert sorted(call.message.id for call in catalogue.product.GetAdminProduct.calls) == [10, 12]
+    assert catalogue.product.ViewProduct.calls == []
+    assert page.errors == [NOT_FOUND]
+
+
+def test_finance_read_product_names_from_the_shop_without_their_token(page: Any, log_in_as,
+                                                                     catalogue: FakeServices) -> None:
+    log_in_as("finance")
+    page.wait_for_selector("body[data-loaded]")
+
+    assert page.eval_on_selector_all("#top-products text.label", LABELS) == ["西湖龙井明前特级新茶…", "Product 10"]
+    assert catalogue.product.GetAdminProduct.calls == []
+    views = catalogue.product.ViewProduct.calls
+    assert sorted(call.message.id for call in views) == [10, 12]
+    assert all("authorization" not in call.metadata for call in views)  # no staff member's view recorded
+    assert page.errors == [NOT_FOUND]
+
+
+def report(report_id: int, status: str, **fields: Any) -> analytics_pb2.Report:
+    return analytics_pb2.Report(id=report_id, kind="orders", format="xlsx", from_date=DAYS[0].isoformat(),
+                                to_date=DAYS[-1].isoformat(), status=status, created_at=AT, **fields)
+
+
+def test_after_a_reload_the_exports_list_my_jobs_follows_the_one_running_and_downloads_a_done_one(
+        page: Any, log_in_as, week: FakeServices) -> None:
+    content = b"PK-not-really-xlsx"
+    done = report(8, "done", percent=100, rows=42, size_bytes=len(content), file_name="8-orders.xlsx")
+    week.analytics.GetReport.reply = report(9, "done", percent=100, rows=2500, size_bytes=1)
+    week.analytics.GetReportChunk.answer = lambda m: analytics_pb2.GetReportChunkResponse(
+        report=done, data=content[m.offset:])
+    log_in_as("admin")
+    page.wait_for_selector("#report-count[data-loads='1']", state="attached")  # none yet
+    week.analytics.ListReports.reply = analytics_pb2.ListReportsResponse(total=3, reports=[
+        report(9, "running", percent=40, rows=1000), done, report(7, "failed", error="report 7 failed")])
+
+    page.reload()
+    page.wait_for_selector("#reports tr[data-report-id='9']")
+    listed = page.eval_on_selector_all("#reports tr[data-report-id]", "rows => rows.map(r => [...r.cells].slice(0, 5)"
+                                                                      ".map(c => c.innerText))")
+    page.wait_for_selector("#reports tr[data-report-id='9'][data-status='done'] button")
+    with page.expect_download() as download:
+        page.click("#reports tr[data-report-id='8'] button")
+
+    period = f"{DAYS[0]}–{DAYS[-1]}"
+    assert listed == [["9", f"Orders ledger {period} (xlsx)", "running 40%", "1,000", "2025-11-29 07:06:40Z"],
+                      ["8", f"Orders ledger {period} (xlsx)", "done", "42", "2025-11-29 07:06:40Z"],
+                      ["7", f"Orders ledger {period} (xlsx)", "failed: report 7 failed", "0", "2025-11-29 07:06:40Z"]]
+    assert page.inner_text("#report-count") == "3 exports"
+    assert Path(download.value.path()).read_bytes() == content
+    assert download.value.suggested_filename == f"orders-{DAYS[0]}-{DAYS[-1]}.xlsx"
+    assert (week.analytics.ListReports.calls[-1].message.offset, week.analytics.ListReports.calls[-1].message.limit) == (
+        0, 20)
+    assert [call.message.id for call in week.analytics.GetReport.calls] == [9]  # only the one under way, once done
+    assert week.analytics.GetReportChunk.calls[0].message.id == 8  # downloaded when asked, not when it finished
     assert page.errors == []
