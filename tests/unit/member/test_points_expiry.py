@@ -353,7 +353,7 @@ def shop_step(uow: FakeMemberUnitOfWork, op: str, user: int, n: int, step: int, 
     paid = sorted(order for order, hold in uow.points.holds.items() if hold.status == "used")
     try:
         if op == "earn":
-            earn(uow, user, f"E{step}", 1_000 + n * 1_000, now.isoformat()[:19].replace("T", " "))
+            service.award_points_for_order(uow, order_no=f"E{step}", user_id=user, paid_fen=1_000 + n * 1_000, now=now)
         elif op == "earn-event-of-a-year-ago":  # a consumer's event dated back
             service.award_points_for_order(uow, order_no=f"L{step}", user_id=user, paid_fen=2_000 + n * 500,
                                            now=now - timedelta(days=400))
