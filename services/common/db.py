@@ -303,6 +303,32 @@ def keep_round_places(session: Session, job_rounds: Table, job: str, places: dic
     session.execute(update(job_rounds).where(job_rounds.c.job == job).values(resume_after=places or None))
 
 
+def settled_high_water(session: Session, column: Column[Any], *, wait_seconds: float,
+                       clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> int | None:
+    """The highest `column` (an id a sequence hands out as rows are inserted) at or below which no row of its table
+    can still appear: the rows up to it are committed or gone for good, and a row committed later has a higher id.
+    Where a walk of the rows changed since the last walk starts from next time: ids are handed out in the order rows
+    are inserted but committed in any, so a row inserted before the highest id committed may commit after the walk
+    read past it, and be missed. PostgreSQL: the highest id committed, once every transaction then inserting into the
+    table has ended (its RowExclusiveLock, waited for up to `wait_seconds`; None when one still holds it), without
+    keeping anyone waiting. SQLite: the highest id (one writer at a time, one process per database file)."""
+    highest: int = session.execute(select(func.coalesce(func.max(column), 0))).scalar_one()
+    if session.get_bind().dialect.name != "postgresql":
+        return highest
+    # Read after the highest id: a transaction that had inserted a row not committed then still holds the lock now.
+    writers = select(text("virtualtransaction")).select_from(text("pg_locks")).where(
+        text("relation = to_regclass(:table) AND mode = 'RowExclusiveLock' AND granted AND pid <> pg_backend_pid()"))
+    inserting = list(session.execute(writers, {"table": column.table.name}).scalars())
+    deadline = clock() + wait_seconds
+    while inserting:
+        if clock() >= deadline:
+            return None
+        sleep(0.05)
+        inserting = list(session.execute(writers.where(text("virtualtransaction = ANY(:inserting)")),
+                                         {"table": column.table.name, "inserting": inserting}).scalars())
+    return highest
+
+
 def counted_page(session: Session, entity: type[T], table: Table, where: Sequence[ColumnElement[bool]],
                  order_by: Sequence[ColumnElement[Any]], offset: int, limit: int) -> tuple[list[T], int]:
     """One page of the `entity` rows of `table` that match `where`, in `order_by` order, and how many match in all:

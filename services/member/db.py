@@ -38,6 +38,7 @@ from services.common.db import (
     integer_sum,
     job_rounds_table,
     serialize_on,
+    settled_high_water,
     skip_locked,
 )
 from services.common.pruning import PastUse
@@ -465,6 +466,27 @@ class SqlLedgerRepository:
                                                     ledger_accounts.c.user_id > after_user_id,
                                                     ledger_accounts.c.balance > 0)
             .group_by(ledger_accounts.c.user_id).order_by(ledger_accounts.c.user_id).limit(limit)).scalars())
+
+    def last_settled_entry(self, wait_seconds: float) -> int | None:
+        return settled_high_water(self.session, ledger_entries.c.id, wait_seconds=wait_seconds)
+
+    def users_moved(self, account: str, after_entry: int, upto_entry: int, limit: int, *,
+                    except_kind: str) -> list[tuple[int, int]]:
+        # Through the entries' primary key from `after_entry` on (a page reads about its own entries and the other
+        # legs of their postings), each account's later entries through ix_ledger_entries_account_id.
+        later, later_posting = ledger_entries.alias("later"), ledger_postings.alias("later_posting")
+        moved_later = (select(later.c.id).join(later_posting, later_posting.c.id == later.c.posting_id)
+                       .where(later.c.account_id == ledger_entries.c.account_id, later.c.id > ledger_entries.c.id,
+                              later.c.id <= upto_entry, later_posting.c.kind != except_kind))
+        rows = self.session.execute(
+            select(ledger_entries.c.id, ledger_accounts.c.user_id)
+            .join(ledger_accounts, ledger_accounts.c.id == ledger_entries.c.account_id)
+            .join(ledger_postings, ledger_postings.c.id == ledger_entries.c.posting_id)
+            .where(ledger_entries.c.id > after_entry, ledger_entries.c.id <= upto_entry,
+                   ledger_accounts.c.account == account, ledger_postings.c.kind != except_kind,
+                   ~moved_later.exists())
+            .order_by(ledger_entries.c.id).limit(limit)).all()
+        return [(row.id, row.user_id) for row in rows]
 
     def entries(self, user_id: int, accounts: tuple[str, ...], offset: int,
                 limit: int) -> tuple[list[LedgerEntry], int]:

@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.common.formats import FULL_PRICE_BP
 from services.common.idempotency import canonical
-from services.common.uow import PageAnswers, RoundBudget, each_page, each_sweep, one_round_at_a_time
+from services.common.uow import K, PageAnswers, RoundBudget, each_page, each_sweep, is_outage, one_round_at_a_time
 from services.member import events, metrics
 from services.member.channels import (
     NotifyRejected,
@@ -400,33 +400,143 @@ def _take_owed_points(uow: MemberUnitOfWork, user_id: int, *, key: str, referenc
     return taken
 
 
+POINTS_EXPIRY_WALKS = "points-expiry:walks"  # the job_rounds row of where the walks of points holders stand
+WALK_SETTLE_SECONDS = 10.0  # the longest a walk waits, as it starts, for the points postings then under way
+WALK_LEFT_AT_MOST = 1000  # holders a walk may leave to the next (a hold being settled, an error); more: walk all
+
+
+@dataclass
+class _HolderWalks:
+    """Where the walks of the points-expiry job stand (kept in job_rounds as POINTS_EXPIRY_WALKS), for `cutoff`:
+    a complete walk (every holder visited) saw the ledger up to the entry `seen` (None: none yet at this cutoff);
+    the walk under way sees it up to `upto` (None: none under way), visiting the holders the walk before it left
+    (`retry`) first; `left` are those it could not visit (a hold of theirs being settled, an error), for the next."""
+
+    cutoff: str
+    seen: int | None = None
+    upto: int | None = None
+    retry: list[int] = field(default_factory=list)
+    left: list[int] = field(default_factory=list)
+
+    @classmethod
+    def kept(cls, record: Mapping[str, Any] | None, cutoff: datetime) -> _HolderWalks:
+        """The walks `record` keeps, when they are of `cutoff`; else none yet (a new cutoff: walk every holder)."""
+        if not record or record.get("cutoff") != cutoff.isoformat():
+            return cls(cutoff.isoformat())
+        return cls(cutoff.isoformat(), record.get("seen"), record.get("upto"), list(record.get("retry", ())),
+                   list(record.get("left", ())))
+
+
 def expire_points(uow: Callable[[], MemberUnitOfWork], *, now: datetime | None = None, batch: int = 200,
                   budget: RoundBudget | None = None) -> int:
-    """Expire the points past their term (domain.points_expiry_cutoff), every holder's, one transaction
-    each; the points expired in all. Durable and repeatable: driven by the ledger itself, once per user and
-    cutoff month (the posting key; again for old points given back after it, `_expire_points_of`), so a missed run
-    is caught up by the next and replicas expire nothing twice.
+    """Expire the points past their term (domain.points_expiry_cutoff), one transaction per holder; the points
+    expired in all. Durable and repeatable: driven by the ledger itself, once per user and cutoff month (the posting
+    key; again for old points given back after it, `_expire_points_of`), so a missed run is caught up by the next and
+    replicas expire nothing twice.
 
-    One replica's round at a time (`one_round_at_a_time`; 0 otherwise): every holder is walked each round, so
-    replicas overlapping would only wait on each other's account locks. With a `budget` (the job's, started by its
-    timer) the round stops between holders once it is spent, and the next goes on after the last holder walked
+    What expires changes only when the cutoff does (monthly) or a holder's points move: so the first walk at a
+    cutoff visits every holder, and once it is complete each walk after it only the holders whose spendable points
+    moved since the ledger entry the last complete walk saw up to (and those it left: `_walk_points_holders`).
+
+    One replica's round at a time (`one_round_at_a_time`; 0 otherwise). With a `budget` (the job's, started by its
+    timer) the round stops between holders once it is spent, and the next goes on after the last holder visited
     (`each_page`), whichever replica runs it (the place is kept in job_rounds), so a round never outlasts the job's
     liveness bound however many members hold points, and no replica walks again the holders another's rounds walked."""
     now = now or utcnow()
     cutoff = points_expiry_cutoff(now)
-    return one_round_at_a_time(uow, "points-expiry", lambda: each_page(
-        uow, lambda tx, after: tx.ledger.holders(POINTS_ACCOUNTS, after, batch), 0, batch,  # held points expire too
-        lambda user_id: _expire_points_of(uow(), user_id, cutoff, now), what="points holder", budget=budget),
-        now=now, interval=timedelta(0), budget=budget)
+    return one_round_at_a_time(uow, "points-expiry", lambda: _walk_points_holders(uow, cutoff, now, batch, budget),
+                               now=now, interval=timedelta(0), budget=budget)
 
 
-def _expire_points_of(uow: MemberUnitOfWork, user_id: int, cutoff: datetime, now: datetime) -> int:
+def _walk_points_holders(uow: Callable[[], MemberUnitOfWork], cutoff: datetime, now: datetime, batch: int,
+                         budget: RoundBudget | None) -> int:
+    """A round of the walk under way (or of a new one): every holder's (the first at the cutoff) or, once a walk at
+    the cutoff is complete, of the users whose spendable points moved since it, but by the job's own expiries. Exact:
+    a visit finds nothing to expire or mark when neither the cutoff nor the user's spendable points moved since the
+    visit before (every change of what expires or is held posts on them: earning, spending, holding, releasing,
+    returning; only a held order's payment moves its locked points alone, and the marking is once a month), and a
+    walk sees the ledger up to an entry below which none can still commit (`last_settled_entry`), so a posting
+    committed later is the next walk's."""
+    full, moved = "points holder", "points holder whose points moved"
+    with uow() as tx:
+        walks = _HolderWalks.kept(tx.round_places(POINTS_EXPIRY_WALKS), cutoff)
+        if walks.upto is None:
+            walks.upto = tx.ledger.last_settled_entry(WALK_SETTLE_SECONDS)
+            if walks.upto is None:
+                log.warning("points postings under way for over %s s: the walk starts at the next round",
+                            WALK_SETTLE_SECONDS)
+                return 0
+            if budget is not None:  # a new walk starts from the first holder, whatever place an older one kept
+                budget.stopped(full, None)
+                budget.stopped(moved, None)
+        tx.commit()
+    sweep, left, last_page = full if walks.seen is None else moved, [], False
+
+    def visit(user_id: int) -> int:
+        try:
+            expired = _expire_points_of(uow(), user_id, cutoff, now)
+        except Exception as exc:
+            if not is_outage(exc):
+                left.append(user_id)
+            raise
+        if expired is None:
+            left.append(user_id)
+        return expired or 0
+
+    def page(keys: list[K]) -> list[K]:
+        nonlocal last_page
+        last_page = len(keys) < batch
+        return keys
+
+    retry = sorted(walks.retry)
+    sweeps = [lambda: each_page(uow, lambda _tx, after: [user for user in retry if user > after][:batch], 0, batch,
+                                visit, what="points holder left by the last walk")]
+    if walks.seen is None:
+        sweeps.append(lambda: each_page(
+            uow, lambda tx, after: page(tx.ledger.holders(POINTS_ACCOUNTS, after, batch)), 0, batch,  # held ones too
+            visit, what=full, budget=budget))
+    else:
+        seen, upto = walks.seen, walks.upto
+        sweeps.append(lambda: each_page(
+            uow, lambda tx, after: page(tx.ledger.users_moved(Account.POINTS, after[0], upto, batch,
+                                                              except_kind="points_expired")),
+            (seen, 0), batch, lambda key: visit(key[1]), what=moved, budget=budget))
+    outage = True
+    try:
+        expired = each_sweep(*sweeps)
+        outage = False
+        return expired
+    except Exception as exc:
+        outage = is_outage(exc)
+        raise
+    finally:
+        if not outage:
+            _keep_walks(uow, walks, left, complete=last_page and (budget is None or sweep not in budget.places),
+                        now=now)
+
+
+def _keep_walks(uow: Callable[[], MemberUnitOfWork], walks: _HolderWalks, left: list[int], *, complete: bool,
+                now: datetime) -> None:
+    """Record the round of the walk: the holders it left; when `complete`, the ledger it saw, for the next walk."""
+    walks.retry, walks.left = [], sorted(set(walks.left + left))
+    if complete and len(walks.left) <= WALK_LEFT_AT_MOST:
+        walks.seen, walks.upto, walks.retry, walks.left = walks.upto, None, walks.left, []
+    elif complete:  # too many left to keep: the next walk visits every holder
+        log.warning("the points-expiry walk left %d holders: the next visits every holder", len(walks.left))
+        walks = _HolderWalks(walks.cutoff)
+    with uow() as tx:
+        tx.start_round(POINTS_EXPIRY_WALKS, now, timedelta(0))
+        tx.keep_round_places(POINTS_EXPIRY_WALKS, asdict(walks))
+        tx.commit()
+
+
+def _expire_points_of(uow: MemberUnitOfWork, user_id: int, cutoff: datetime, now: datetime) -> int | None:
     """Expire the user's points past their term: the spendable ones now; those held by unpaid orders (holds take
     the oldest points first, like spending) are marked on their holds, taken if the hold is released (a paid
     order spent them), so holding points over the run dodges nothing. Once per user and cutoff month, and again for
     old points given back after it (a paid order's spent points, returned by its cancellation); a user one of
     whose holds another transaction is settling right now is left, untouched, to the next run (the marking must
-    see all the holds at once, and waiting for the hold under the account lock could deadlock)."""
+    see all the holds at once, and waiting for the hold under the account lock could deadlock): None then."""
     month = f"{cutoff:%Y-%m}"
     with uow:
         balance = uow.ledger.balance(user_id, Account.POINTS, lock=True)  # no spending meanwhile
@@ -435,7 +545,7 @@ def _expire_points_of(uow: MemberUnitOfWork, user_id: int, cutoff: datetime, now
             holds = uow.points.locked_holds(user_id)
             if holds is None:
                 log.info("user %d: a points hold is being settled, points expiry left to the next run", user_id)
-                return 0
+                return None
             uow.run_once(scope="points-expire-held", key=f"{user_id}:{month}", request=b"",
                          execute=lambda: _mark_expired_held_points(holds, balance, recent))
         amount = balance - recent

@@ -65,6 +65,15 @@ class LedgerRepository(Protocol):
     def holders(self, accounts: tuple[str, ...], after_user_id: int, limit: int) -> list[int]:
         """Users (ids above `after_user_id`, ascending) with a positive balance on any of `accounts`."""
 
+    def last_settled_entry(self, wait_seconds: float) -> int | None:
+        """The id of the last entry, once no entry with a lower id can still be committed (db.settled_high_water:
+        postings under way waited for up to `wait_seconds`; None when one still is)."""
+
+    def users_moved(self, account: str, after_entry: int, upto_entry: int, limit: int, *,
+                    except_kind: str) -> list[tuple[int, int]]:
+        """(entry id, user id) of the users whose `account` has entries with ids in (`after_entry`, `upto_entry`] of
+        postings of another kind than `except_kind`: each user once, at the last of them, ascending by entry id."""
+
     def entries(self, user_id: int, accounts: tuple[str, ...], offset: int, limit: int) -> tuple[list[LedgerEntry], int]:
         """The user's entries on `accounts`, newest first, and how many there are."""
 

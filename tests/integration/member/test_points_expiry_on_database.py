@@ -1,22 +1,25 @@
 """Points expiry on PostgreSQL: points held by an unpaid order over the run are marked on the hold, also when
 another transaction holds that hold's row at the moment of the run; old points given back after the month's run
-expire at the next one, once however many replicas run it at the same moment."""
+expire at the next one, once however many replicas run it at the same moment, also when they were being given back
+as the round started; after a complete walk a round locks only the points accounts whose points moved."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
 from services.common.db import advisory_key
 from services.common.uow import RoundBudget
 from services.member import service
 from services.member.db import SqlMemberUnitOfWork
-from services.member.domain import Account
+from services.member.domain import PLATFORM, Account, transfer
 from tests.fixtures.postgres import start_thread, wait_until_blocked
 from tests.integration.common.test_pruning import Stepping
+from tests.integration.member.pausing import PausingLedger
 
 pytestmark = pytest.mark.integration
 
@@ -135,3 +138,100 @@ def test_a_replicas_round_goes_on_after_the_last_holder_the_other_replicas_round
     assert rounds == [300, 300, 0, 0]
     with uow() as tx:
         assert [tx.ledger.balance(user_id, Account.POINTS) for user_id in holders] == [50] * 6
+
+
+def points_accounts_locked(engine: Engine, run: Callable[[], int]) -> tuple[int, int]:
+    """What `run` returned and how many statements it made lock a points account (FOR UPDATE)."""
+    locks = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if "FROM ledger_accounts" in statement and "FOR UPDATE" in statement:
+            locks.append(statement)
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        return run(), len(locks)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def four_holders(uow: Callable[[], SqlMemberUnitOfWork]) -> list[int]:
+    """Four users with 100 points of March 2026 (past their term in April 2027) and 50 of May 2026 each."""
+    holders = [ALICE + number for number in range(4)]
+    for user_id in holders:
+        service.sign_up(uow(), user_id=user_id, channel="self", invite_code=None, now=datetime(2026, 1, 1, tzinfo=UTC))
+        service.award_points_for_order(uow(), order_no=f"O{user_id}", user_id=user_id, paid_fen=10_000,
+                                       now=datetime(2026, 3, 15, tzinfo=UTC))
+        service.award_points_for_order(uow(), order_no=f"P{user_id}", user_id=user_id, paid_fen=5_000,
+                                       now=datetime(2026, 5, 2, tzinfo=UTC))
+    return holders
+
+
+def test_after_a_complete_walk_a_round_locks_only_the_points_accounts_whose_points_moved(
+        uow: Callable[[], SqlMemberUnitOfWork], engine: Engine) -> None:
+    holders = four_holders(uow)
+    april = points_accounts_locked(engine, lambda: service.expire_points(uow, now=APRIL_RUN))
+    idle = points_accounts_locked(engine, lambda: service.expire_points(uow, now=APRIL_RUN + timedelta(hours=1)))
+    service.award_points_for_order(uow(), order_no="Q", user_id=holders[2], paid_fen=10_000,
+                                   now=APRIL_RUN + timedelta(hours=1, minutes=30))
+
+    moved = points_accounts_locked(engine, lambda: service.expire_points(uow, now=APRIL_RUN + timedelta(hours=2)))
+
+    assert (april, idle, moved) == ((400, 4), (0, 0), (0, 1))
+    with uow() as tx:
+        assert [tx.ledger.balance(user_id, Account.POINTS) for user_id in holders] == [50, 50, 150, 50]
+
+
+def test_old_points_being_given_back_as_a_round_starts_are_not_missed(
+        uow: Callable[[], SqlMemberUnitOfWork], engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cancellation's entries have lower ids than the posting committed after them, before the round: a walk
+    that saw the ledger up to the highest id committed would never visit ALICE for them."""
+    alice, bob = four_holders(uow)[:2]
+    service.lock_points(uow(), user_id=alice, order_no="O3", points=100, payable_fen=100_000,
+                        now=datetime(2027, 3, 30, tzinfo=UTC))             # her 100 March points
+    service.award_points_for_order(uow(), order_no="O3", user_id=alice, paid_fen=0,
+                                   now=datetime(2027, 3, 30, 0, 5, tzinfo=UTC))
+    april = service.expire_points(uow, now=APRIL_RUN)
+    monkeypatch.setattr(service, "WALK_SETTLE_SECONDS", 0.5)
+    reached, go, results = threading.Event(), threading.Event(), {}
+
+    def cancel_o3() -> None:  # after review: its 100 March points come back, past their term
+        with PausingLedger(engine, "post", reached, go) as tx:
+            service.apply_order_cancelled(tx, order_no="O3", was_paid=True, now=APRIL_RUN + timedelta(days=1))
+            tx.commit()
+    cancelling = start_thread(results, "cancel", cancel_o3)
+    assert reached.wait(60)  # O3's 100 March points given back, not committed yet
+    with uow() as tx:  # BOB's wallet topped up meanwhile (no points moved: every points posting waits for O3's)
+        tx.ledger.post(transfer("top-up", "recharge", "R1", amount=10_000, source=(PLATFORM, Account.CLEARING),
+                                target=(bob, Account.AVAILABLE)), APRIL_RUN + timedelta(days=1))
+        tx.commit()
+    later = APRIL_RUN + timedelta(days=1, hours=1)
+
+    during = service.expire_points(uow, now=later)
+    go.set()
+    cancelling.join(60)
+    after = [service.expire_points(uow, now=later) for _ in range(2)]
+
+    assert (april, during, after) == (300, 0, [100, 0])  # the walk waited for the cancellation, then went on
+    with uow() as tx:
+        assert [tx.ledger.balance(user_id, Account.POINTS) for user_id in (alice, bob)] == [50, 50]
+    assert service.check_ledgers(uow())[1] == []
+
+
+def test_a_walk_of_the_holders_whose_points_moved_goes_on_across_rounds_visiting_each_once(
+        uow: Callable[[], SqlMemberUnitOfWork], engine: Engine) -> None:
+    holders = four_holders(uow)
+    service.expire_points(uow, now=APRIL_RUN)
+    for user_id in holders:  # 100 points each, in term
+        service.award_points_for_order(uow(), order_no=f"Q{user_id}", user_id=user_id, paid_fen=10_000,
+                                       now=APRIL_RUN + timedelta(minutes=30))
+    budget, later = RoundBudget(2.5, 0, clock=Stepping()), APRIL_RUN + timedelta(hours=1)
+
+    rounds = []
+    for _ in range(3):
+        budget.start()
+        rounds.append(points_accounts_locked(engine, lambda: service.expire_points(uow, now=later, batch=2,
+                                                                                   budget=budget)))
+
+    assert rounds == [(0, 3), (0, 1), (0, 0)]  # the place kept in job_rounds between them
+    with uow() as tx:
+        assert [tx.ledger.balance(user_id, Account.POINTS) for user_id in holders] == [150] * 4

@@ -103,6 +103,17 @@ class FakeLedgerRepository:
         return sorted({user_id for (user_id, name), balance in self.balances.items()
                        if name in accounts and user_id > after_user_id and balance > 0})[:limit]
 
+    def last_settled_entry(self, wait_seconds: float) -> int | None:
+        return self._next_id - 1
+
+    def users_moved(self, account: str, after_entry: int, upto_entry: int, limit: int, *,
+                    except_kind: str) -> list[tuple[int, int]]:
+        last = {user_id: max(entry.id for entry in entries if after_entry < entry.id <= upto_entry
+                             and entry.kind != except_kind)
+                for (user_id, name), entries in self.entries_of.items() if name == account
+                and any(after_entry < entry.id <= upto_entry and entry.kind != except_kind for entry in entries)}
+        return sorted((entry_id, user_id) for user_id, entry_id in last.items())[:limit]
+
     def entries(self, user_id: int, accounts: tuple[str, ...], offset: int,
                 limit: int) -> tuple[list[LedgerEntry], int]:
         found = sorted((entry for account in accounts for entry in self.entries_of.get((user_id, account), [])),

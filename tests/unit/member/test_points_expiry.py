@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from services.common.errors import DomainError
 from services.common.runtime import every
 from services.common.uow import RoundBudget
 from services.member import service
@@ -212,7 +215,7 @@ def test_a_round_stops_at_its_budget_and_the_next_goes_on_after_the_last_holder_
                        walked[before:]))
 
     # 10 s a holder within 25 s: the third starts at 20 s, the fourth would start past it; all keep their May points
-    assert rounds == [(100 + 200 + 300, [1, 2, 3]), (400 + 500, [4, 5]), (0, [1, 2, 3])]
+    assert rounds == [(100 + 200 + 300, [1, 2, 3]), (400 + 500, [4, 5]), (0, [])]  # the walk done: no one moved
     assert [points(uow, user) for user in range(1, 6)] == [50] * 5
     assert [(p.aggregate_id, p.payload.delta) for p in uow.published
             if p.event_type == "points-changed" and p.payload.reason == "points_expired"] == [
@@ -241,3 +244,171 @@ def test_the_job_expires_every_holder_within_its_interval_when_a_round_runs_out_
     # the first round runs out after 3 holders; the second starts 5 s later, not an hour, and walks the last two
     assert walked == [(1, 4600.0), (2, 4610.0), (3, 4620.0), (4, 4635.0), (5, 4645.0)]
     assert [points(uow, user) for user in range(1, 6)] == [0] * 5
+
+
+# ------------------------------------------------ what a round walks: the holders whose points moved since the last
+
+
+@pytest.fixture
+def five_holders() -> FakeMemberUnitOfWork:
+    """Users 1-5: user n earned n x 100 points in March 2026 (past their term from April 2027) and 50 in May 2026
+    (past their term from June 2027)."""
+    uow = FakeMemberUnitOfWork()
+    for user in range(1, 6):
+        service.sign_up(uow, user_id=user, channel="self", invite_code=None, now=at("2026-01-01 00:00:00"))
+        earn(uow, user, f"M{user}", user * 10_000, "2026-03-15 10:00:00")
+        earn(uow, user, f"N{user}", 5_000, "2026-05-02 10:00:00")
+    return uow
+
+
+@pytest.fixture
+def visited(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The holders each round visits (each visit locks the holder's points account and reads their ledger)."""
+    walked: list[int] = []
+    expire_one = service._expire_points_of
+
+    def expire_recording(tx: FakeMemberUnitOfWork, user_id: int, cutoff: datetime, now: datetime) -> int | None:
+        walked.append(user_id)
+        return expire_one(tx, user_id, cutoff, now)
+    monkeypatch.setattr(service, "_expire_points_of", expire_recording)
+    return walked
+
+
+def expiry_round(uow: FakeMemberUnitOfWork, visited: list[int], when: str) -> tuple[int, list[int]]:
+    """One round of the job at `when`: the points it expired and the holders it visited."""
+    before = len(visited)
+    expired = service.expire_points(lambda: uow, now=at(when), batch=2)
+    return expired, visited[before:]
+
+
+def test_after_a_complete_walk_the_next_rounds_of_the_cutoff_visit_no_holder(five_holders, visited) -> None:  # type: ignore[no-untyped-def]
+    rounds = [expiry_round(five_holders, visited, f"2027-04-{day:02} 00:00:00") for day in (1, 1, 2, 30)]
+
+    assert rounds == [(1500, [1, 2, 3, 4, 5]), (0, []), (0, []), (0, [])]
+    assert [points(five_holders, user) for user in range(1, 6)] == [50] * 5
+
+
+def test_a_round_visits_only_the_holders_whose_points_moved_since_the_last_walk(five_holders, visited) -> None:  # type: ignore[no-untyped-def]
+    expiry_round(five_holders, visited, "2027-04-01 00:00:00")
+    earn(five_holders, 4, "A4", 20_000, "2027-04-01 10:00:00")  # 200 points, in term
+    service.lock_points(five_holders, user_id=2, order_no="B2", points=30, payable_fen=10_000,
+                        now=at("2027-04-01 11:00:00"))
+
+    after_points_moved = [expiry_round(five_holders, visited, "2027-04-01 12:00:00") for _ in range(2)]
+
+    assert after_points_moved == [(0, [4, 2]), (0, [])]  # in the order their points moved
+    assert [points(five_holders, user) for user in range(1, 6)] == [50, 20, 50, 250, 50]
+
+
+def test_old_points_returned_after_the_walk_expire_at_the_next_round_which_visits_only_their_holder(  # type: ignore[no-untyped-def]
+        five_holders, visited) -> None:
+    service.lock_points(five_holders, user_id=3, order_no="C3", points=300, payable_fen=100_000,
+                        now=at("2027-03-30 10:00:00"))      # all 300 of user 3's March points, the oldest
+    service.award_points_for_order(five_holders, order_no="C3", user_id=3, paid_fen=0, now=at("2027-03-30 10:05:00"))
+    april = expiry_round(five_holders, visited, "2027-04-01 00:00:00")
+    with five_holders:  # C3 cancelled after review: its 300 March points come back, past their term
+        service.apply_order_cancelled(five_holders, order_no="C3", was_paid=True, now=at("2027-04-02 00:00:00"))
+        five_holders.commit()
+
+    later = [expiry_round(five_holders, visited, "2027-04-02 01:00:00") for _ in range(2)]
+
+    assert april == (100 + 200 + 400 + 500, [1, 2, 3, 4, 5])  # user 3's March points all spent: nothing of theirs
+    assert later == [(300, [3]), (0, [])]
+    assert [points(five_holders, user) for user in range(1, 6)] == [50] * 5
+    assert five_holders.ledger.check()[1] == []
+
+
+def test_a_new_cutoff_walks_every_holder_again(five_holders, visited) -> None:  # type: ignore[no-untyped-def]
+    expiry_round(five_holders, visited, "2027-04-01 00:00:00")
+    expiry_round(five_holders, visited, "2027-05-15 00:00:00")  # May's cutoff: nothing more past its term
+
+    june = [expiry_round(five_holders, visited, "2027-06-01 00:00:00") for _ in range(2)]
+
+    assert june == [(250, [1, 2, 3, 4, 5]), (0, [])]
+    assert [points(five_holders, user) for user in range(1, 6)] == [0] * 5
+
+
+def test_a_holder_left_while_a_hold_of_theirs_was_settled_is_visited_by_the_next_round(  # type: ignore[no-untyped-def]
+        five_holders, visited, monkeypatch: pytest.MonkeyPatch) -> None:
+    service.lock_points(five_holders, user_id=2, order_no="B2", points=150, payable_fen=100_000,
+                        now=at("2027-03-31 23:00:00"))      # 150 of user 2's 200 March points held
+    settled = five_holders.points.locked_holds
+    monkeypatch.setattr(five_holders.points, "locked_holds", lambda user_id: None if user_id == 2 else settled(user_id))
+    april = expiry_round(five_holders, visited, "2027-04-01 00:00:00")  # user 2's hold is being settled meanwhile
+    monkeypatch.setattr(five_holders.points, "locked_holds", settled)  # ... and was not: nothing moved
+
+    later = [expiry_round(five_holders, visited, "2027-04-01 01:00:00") for _ in range(2)]
+    held = five_holders.points.hold("B2")
+
+    assert april == (100 + 300 + 400 + 500, [1, 2, 3, 4, 5])
+    assert later == [(50, [2]), (0, [])]  # the spendable 50 March points, and the 150 held marked on the hold
+    assert held is not None and held.expired_points == 150
+    assert points(five_holders, 2) == 50
+
+
+
+def shop_step(uow: FakeMemberUnitOfWork, op: str, user: int, n: int, step: int, now: datetime) -> object:
+    """One thing a shopper or the job does (refused ones change nothing): what it returned."""
+    holds = sorted(uow.points.holds)
+    paid = sorted(order for order, hold in uow.points.holds.items() if hold.status == "used")
+    try:
+        if op == "earn":
+            service.award_points_for_order(uow, order_no=f"E{step}", user_id=user, paid_fen=1_000 + n * 1_000, now=now)
+        elif op == "earn-event-of-a-year-ago":  # a consumer's event dated back
+            service.award_points_for_order(uow, order_no=f"L{step}", user_id=user, paid_fen=2_000 + n * 500,
+                                           now=now - timedelta(days=400))
+        elif op == "lock":
+            service.lock_points(uow, user_id=user, order_no=f"H{step}", points=10 + n * 15, payable_fen=100_000,
+                                now=now)
+        elif op == "release" and holds:
+            return service.release_points(uow, order_no=holds[n % len(holds)], now=now)
+        elif op == "pay" and holds:
+            order = holds[n % len(holds)]
+            service.award_points_for_order(uow, order_no=order, user_id=uow.points.holds[order].user_id,
+                                           paid_fen=0, now=now)
+        elif op == "cancel-paid" and paid:
+            with uow:
+                service.apply_order_cancelled(uow, order_no=paid[n % len(paid)], was_paid=True, now=now)
+                uow.commit()
+        elif op == "refund":
+            service.reverse_points_for_refund(uow, order_no=f"E{step - 1 - n}", refund_no=f"F{step}",
+                                              amount_fen=500 + n * 300, now=now)
+        elif op == "expire":
+            return service.expire_points(lambda: uow, now=now, batch=2)
+    except DomainError as exc:
+        return exc.code
+    return None
+
+
+def shop_state(uow: FakeMemberUnitOfWork) -> object:
+    return (sorted((key, balance) for key, balance in uow.ledger.balances.items() if balance),
+            sorted((order, hold.status, hold.expired_points) for order, hold in uow.points.holds.items()),
+            sorted(uow.points.owed_points.items()))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(
+    st.sampled_from(["earn", "earn-event-of-a-year-ago", "lock", "release", "pay", "cancel-paid", "refund", "expire",
+                     "expire", "expire"]),
+    st.sampled_from([1, 2, 3]), st.integers(0, 6),
+    st.sampled_from([timedelta(minutes=10), timedelta(hours=5), timedelta(days=3), timedelta(days=25)])),
+    max_size=50))
+def test_walking_only_the_holders_whose_points_moved_expires_what_walking_every_holder_would(
+        steps: list[tuple[str, int, int, timedelta]]) -> None:
+    """Two shops, the same steps: one's job walks every holder at every round (as if each were a new cutoff's)."""
+    shops = [FakeMemberUnitOfWork(), FakeMemberUnitOfWork()]
+    for shop in shops:
+        for user in (1, 2, 3):
+            service.sign_up(shop, user_id=user, channel="self", invite_code=None, now=at("2026-01-01 00:00:00"))
+            earn(shop, user, f"M{user}", user * 10_000, "2026-03-15 10:00:00")  # past their term from April 2027
+            earn(shop, user, f"N{user}", 5_000, "2026-05-02 10:00:00")          # from June 2027
+    now = at("2027-03-25 00:00:00")
+    for step, (op, user, n, later) in enumerate(steps):
+        now += later
+        shops[1].round_resume.pop(service.POINTS_EXPIRY_WALKS, None)  # every holder, every round
+
+        results = [shop_step(shop, op, user, n, step, now) for shop in shops]
+
+        assert results[0] == results[1], (step, op)
+        assert shop_state(shops[0]) == shop_state(shops[1]), (step, op)
+    assert shops[0].ledger.check()[1] == []
