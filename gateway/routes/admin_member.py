@@ -12,7 +12,7 @@ from mall.member.v1 import member_pb2 as pb
 from mall.member.v1.member_pb2_grpc import MemberServiceStub
 from pydantic import Field
 
-from gateway.api import Body, Id, Page, PageQuery, Query, Reply, ShopTime, operation, service
+from gateway.api import MAX_ID, Body, Id, Page, PageQuery, Query, Reply, ShopTime, operation, service
 from gateway.routes.member import MAX_FEN, CouponTemplateOut, LedgerEntryOut, MemberOut, WithdrawalOut, moment
 from services.common.auth import MEMBER_READERS, TEMPLATE_APPROVERS, TEMPLATE_EDITORS, TEMPLATE_READERS, Role
 
@@ -109,7 +109,7 @@ class Mismatch(Reply):
 
 
 class LedgerAuditQuery(Query):
-    after_account_id: int = Field(0, ge=0, description="check the accounts after this one (0: from the first)")
+    after_account_id: int = Field(0, ge=0, le=MAX_ID, description="check the accounts after this one (0: from the first)")
     limit: int = Field(10_000, ge=1, le=10_000, description="accounts to check")
 
 
