@@ -1,7 +1,8 @@
 // MiniMall staff console: staff log in and see the sections their roles open: the analytics reports drawn as
 // SVG (categories, brands and products by name) and their exports, orders, after-sales cases, money that got stuck
-// (refunds, wallet charges), shoppers' withdrawals (finance approve or reject them), coupon templates (approving those
-// waiting), products (opened: submitted, audited, put on the shelf, their stock adjusted), and users (roles, staff
+// (refunds, wallet charges), shoppers' withdrawals (finance approve or reject them, and check every ledger account
+// against its entries), coupon templates (approving those waiting), products (opened: submitted, audited, put on the
+// shelf, their stock adjusted), shoppers' reviews (hidden and put back by moderators), and users (roles, staff
 // passwords, their member record); editors create products and coupon templates.
 // No framework, no build step, nothing fetched from another origin; server text only ever set as textContent.
 "use strict";
@@ -27,12 +28,16 @@ const ROLES = {
   resolveWallet: ["admin", "finance"],                        // POST /admin/wallet-reviews/{id}/resolve
   withdrawals: ["admin", "finance"],                          // GET /admin/withdrawals
   decideWithdrawal: ["finance"],                              // POST /admin/withdrawals/{id}/decision
+  ledgerAudit: ["admin", "finance"],                          // GET /admin/ledger-audit
   products: ["admin", "operator"],                            // GET /admin/products (EDITORS)
   createProduct: ["admin", "operator"],                       // POST /admin/products
   submitProduct: ["admin", "operator"],                       // POST /admin/products/{id}/submit
   auditProduct: ["admin"],                                    // POST /admin/products/{id}/audit (AUDITORS)
   shelfProduct: ["admin", "operator"],                        // POST /admin/products/{id}/shelf
   adjustStock: ["admin", "operator"],                         // POST /admin/products/{id}/skus/{sku_id}/stock
+  reviews: ["admin", "operator", "customer_service"],         // GET /admin/reviews (REVIEW_MODERATORS)
+  hideReview: ["admin", "operator", "customer_service"],      // POST /admin/products/{id}/reviews/{review_id}/hide
+  unhideReview: ["admin", "operator", "customer_service"],    // POST /admin/reviews/{review_id}/unhide
   couponTemplates: ["admin", "operator", "finance"],          // GET /admin/coupon-templates (TEMPLATE_READERS)
   createTemplate: ["admin", "operator"],                      // POST /admin/coupons (TEMPLATE_EDITORS)
   approveTemplate: ["admin", "finance"],                      // POST /admin/coupon-templates/{id}/approve
@@ -48,7 +53,7 @@ const STAFF_ROLES = ["admin", "operator", "customer_service", "finance"];
 // Each section and what opens it.
 const SECTIONS = [["dashboard-view", ["reports"]], ["orders-view", ["orders"]], ["aftersales-view", ["afterSales"]],
                   ["money-view", ["afterSales", "walletReviews", "refunds"]], ["withdrawals-view", ["withdrawals"]],
-                  ["products-view", ["products"]],
+                  ["products-view", ["products"]], ["reviews-view", ["reviews"]],
                   ["coupons-view", ["couponTemplates"]], ["users-view", ["users"]]];
 // Where the reports are drawn (index.html), each redrawn whole by load().
 const REPORT_CHARTS = ["chart-traffic", "chart-orders", "chart-gmv", "funnel", "regions", "by-category", "by-brand",
@@ -263,7 +268,7 @@ function showLogin(message) {
   for (const link of $("exports").querySelectorAll("a[href^='blob:']")) URL.revokeObjectURL(link.href);
   // A create form still open goes with its Idempotency-Key: the next staff member's create is their own.
   for (const id of [...Object.keys(LISTS), "order-detail", "case-detail", "user-detail", "product-detail", "stuck",
-                    "exports", "cards",
+                    "exports", "cards", "ledger-mismatches",
                     "product-create", "coupon-create", ...REPORT_CHARTS]) {
     $(id).replaceChildren();
   }
@@ -278,11 +283,16 @@ function showLogin(message) {
     $(list.count).textContent = $(list.error).textContent = "";
     document.querySelector(`.pager[data-for="${name}"]`).replaceWith(pager(name));
   }
-  for (const id of ["load-error", "stuck-error", "product-notice", "coupon-notice", "withdrawal-notice"]) {
+  for (const id of ["load-error", "stuck-error", "product-notice", "coupon-notice", "withdrawal-notice",
+                    "review-notice", "ledger-progress", "ledger-error"]) {
     $(id).textContent = "";
   }
+  delete $("ledger-progress").dataset.state;
   for (const id of ["order-detail", "case-detail", "user-detail", "product-detail"]) $(id).hidden = true;
   pendingCancel = null;
+  ledgerCheck = null;  // its walk waits for an answer that never comes (whileLoggedIn)
+  $("ledger-check").disabled = false;
+  $("ledger-stop").disabled = true;
   followed.clear();
   downloadWhenDone.clear();
   // A create form still loading its lists when the session ended never gets them (whileLoggedIn): its button is free.
@@ -328,7 +338,9 @@ function showSection(view) {
   if (view === "orders-view" && first) loadList("orders", 1);
   if (view === "aftersales-view" && first) loadList("cases", 1);
   if (view === "money-view") loadMoney();
+  if (view === "withdrawals-view") $("ledger-audit-panel").hidden = !can("ledgerAudit");
   if (view === "withdrawals-view" && first) loadList("withdrawals", 1);
+  if (view === "reviews-view" && first) loadList("reviews", 1);
   if (view === "products-view" && first) loadList("products", 1);
   if (view === "coupons-view" && first) loadList("coupons", 1);
 }
@@ -671,6 +683,14 @@ const LISTS = {
     path: "/admin/products", form: "product-search", count: "product-count", error: "products-error",
     noun: "products", titles: ["Id", "Name", "Status", "On shelf", "Price", "Category", "Brand", "Updated", ""],
     row: productRow, filters: () => ({q: $("product-q").value.trim(), status: $("product-status").value}),
+  },
+  // Every review, hidden ones too, newest first.
+  reviews: {
+    path: "/admin/reviews", form: "review-search", count: "review-count", error: "reviews-error", noun: "reviews",
+    titles: ["Id", "Product", "Spec", "Stars", "Review", "Photos", "Buyer", "Order line", "Posted", "Status", ""],
+    row: reviewRow,
+    filters: () => ({product_id: $("review-product").value.trim(), rating: $("review-rating").value,
+                     hidden: $("review-hidden").value}),
   },
   // The staff member's own export jobs, newest first.
   reports: {
@@ -1176,6 +1196,63 @@ function withdrawalDecision(w) {
     }});
 }
 
+// Ledger audit: finance (and admins) recompute every ledger account from its entries, a range at a time: each
+// GET /admin/ledger-audit starts after the last account of the range before, until next_after_account_id is null. The
+// accounts checked so far and each mismatch show as the ranges come in; Stop ends the walk once the range asked for
+// now is in. A failed range ends it, its error shown; checking again starts from the first account.
+
+let ledgerCheck = null;  // the walk under way: {stopped}
+
+async function checkLedgers() {
+  const walk = {stopped: false};
+  ledgerCheck = walk;
+  $("ledger-check").disabled = true;
+  $("ledger-stop").disabled = false;
+  $("ledger-error").textContent = "";
+  table($("ledger-mismatches"), ["Account id", "User", "Account", "Balance", "Sum of entries"], []);
+  const progress = $("ledger-progress");
+  let checked = 0, found = 0, after = 0;
+  const say = (state, text) => {
+    progress.dataset.state = state;
+    progress.textContent = `${text}: ${count(checked)} accounts checked, mismatches found: ${count(found)}.`;
+  };
+  say("running", "Checking");
+  try {
+    do {
+      const range = await call("/admin/ledger-audit?" + query({after_account_id: after}));
+      checked += range.accounts_checked;
+      found += range.mismatches.length;
+      $("ledger-mismatches").append(...range.mismatches.map(mismatchRow));
+      after = range.next_after_account_id;
+      say("running", "Checking");
+    } while (after !== null && !walk.stopped);
+    if (after === null) say("done", "Done"); else say("stopped", `Stopped after account ${after}`);
+  } catch (error) {
+    say("failed", "Failed");
+    $("ledger-error").textContent = describe(error);
+  } finally {
+    if (ledgerCheck === walk) {
+      ledgerCheck = null;
+      $("ledger-check").disabled = false;
+      $("ledger-stop").disabled = true;
+    }
+  }
+}
+
+function stopLedgerCheck() {
+  if (ledgerCheck) ledgerCheck.stopped = true;
+  $("ledger-stop").disabled = true;
+}
+
+// The ledger accounts that count points (Account in services/member/domain.py); every other one counts fen.
+const POINTS_ACCOUNTS = ["points", "points_locked", "platform_points_issued"];
+
+function mismatchRow(m) {
+  const amount = (n) => POINTS_ACCOUNTS.includes(m.account) ? `${count(n)} points` : yuan(n);
+  return row([String(m.account_id), m.user_id ? `user ${m.user_id}` : "platform", m.account, amount(m.balance),
+              amount(m.entries_sum)], {"data-account-id": m.account_id});
+}
+
 // Coupon templates: an operator's waits (pending_approval) until an admin or finance staff member other than its
 // creator approves it (the API answers 403 OWN_REQUEST to the creator, shown in the row).
 
@@ -1199,6 +1276,40 @@ function couponRow(t) {
   }
   cell.append(outcome);
   return tr;
+}
+
+// Reviews: moderators (admin, operator, customer service) list every review, hidden ones too, by product, stars and
+// whether hidden; a visible one is hidden with why (POST /admin/products/{id}/reviews/{review_id}/hide), a hidden one
+// put back with why (POST /admin/reviews/{id}/unhide: 409 REVIEW_NOT_HIDDEN when someone already did, shown in its
+// row). Its photos are counted, not shown.
+
+function reviewRow(r) {
+  const status = r.hidden ? `hidden: ${r.hidden_reason}` +
+    (r.hidden_by ? ` (by user ${r.hidden_by} ${when(r.hidden_at)})` : "") : "visible";
+  const tr = row([String(r.id), String(r.product_id), specText(r.spec), "★".repeat(r.rating), r.content,
+                  count(r.images.length), r.buyer, `${r.order_no} line ${r.line_id}`, when(r.created_at), status, ""],
+                 {"data-review-id": r.id, "data-hidden": r.hidden});
+  if (!r.hidden && can("hideReview")) {
+    tr.lastChild.append(moderationForm(r, "hide", `/admin/products/${r.product_id}/reviews/${r.id}/hide`));
+  }
+  if (r.hidden && can("unhideReview")) {
+    tr.lastChild.append(moderationForm(r, "unhide", `/admin/reviews/${r.id}/unhide`));
+  }
+  return tr;
+}
+
+function moderationForm(r, action, path) {
+  const hide = action === "hide";
+  return actionForm({
+    id: `${action}-review-${r.id}`, submit: hide ? "Hide" : "Unhide",
+    fields: [["reason", hide ? "Why (spam, abuse, personal data)" : "Why it goes back",
+              {required: "", maxlength: "200"}]],
+    run: async (values) => {
+      await call(path, {method: "POST", json: {reason: values.reason}});
+      $("review-notice").textContent = `Review ${r.id} of product ${r.product_id} ` +
+        (hide ? "hidden: off its page and rating." : "shown again on its page and in its rating.");
+      reloadList("reviews");
+    }});
 }
 
 // Products: editors (admin, operator) search every product, whatever its status, create new ones and open one: a
@@ -1231,9 +1342,12 @@ function drawProduct(p, notice = "") {
     skus, ...productActions(p));
 }
 
+// A SKU's spec ({"规格": "250g"}) as text.
+const specText = (spec) => Object.entries(spec).map(([name, value]) => `${name}: ${value}`).join(", ") || "–";
+
 // A SKU with its exact stock; a retired one (left out by an edit, still holding units) may only be written off.
 function skuRow(p, sku, retired) {
-  const spec = Object.entries(sku.spec).map(([name, value]) => `${name}: ${value}`).join(", ") || "–";
+  const spec = specText(sku.spec);
   const tr = row([String(sku.id), retired ? `${spec} (retired)` : spec, yuan(sku.price_fen),
                   sku.market_price_fen ? yuan(sku.market_price_fen) : "–", count(sku.stock), count(sku.sales), ""],
                  {"data-sku-id": sku.id});
@@ -1686,6 +1800,8 @@ document.addEventListener("DOMContentLoaded", () => {
     $(name).after(pager(name));
   }
   $("close-refund").addEventListener("submit", closeRefundByNumber);
+  $("ledger-check").addEventListener("click", checkLedgers);
+  $("ledger-stop").addEventListener("click", stopLedgerCheck);
   $("new-product").addEventListener("click", (event) => openCreateForm(event.target, "product-create",
                                                                                 "product-notice", productForm));
   $("new-coupon").addEventListener("click", (event) => openCreateForm(event.target, "coupon-create",

@@ -80,12 +80,16 @@ ROUTES = {
     "resolveWallet": ("post", "/api/v1/admin/wallet-reviews/{review_id}/resolve"),
     "withdrawals": ("get", "/api/v1/admin/withdrawals"),
     "decideWithdrawal": ("post", "/api/v1/admin/withdrawals/{withdrawal_id}/decision"),
+    "ledgerAudit": ("get", "/api/v1/admin/ledger-audit"),
     "products": ("get", "/api/v1/admin/products"),
     "createProduct": ("post", "/api/v1/admin/products"),
     "submitProduct": ("post", "/api/v1/admin/products/{product_id}/submit"),
     "auditProduct": ("post", "/api/v1/admin/products/{product_id}/audit"),
     "shelfProduct": ("post", "/api/v1/admin/products/{product_id}/shelf"),
     "adjustStock": ("post", "/api/v1/admin/products/{product_id}/skus/{sku_id}/stock"),
+    "reviews": ("get", "/api/v1/admin/reviews"),
+    "hideReview": ("post", "/api/v1/admin/products/{product_id}/reviews/{review_id}/hide"),
+    "unhideReview": ("post", "/api/v1/admin/reviews/{review_id}/unhide"),
     "couponTemplates": ("get", "/api/v1/admin/coupon-templates"),
     "createTemplate": ("post", "/api/v1/admin/coupons"),
     "approveTemplate": ("post", "/api/v1/admin/coupon-templates/{template_id}/approve"),
@@ -127,12 +131,12 @@ def test_the_console_offers_each_action_to_exactly_the_roles_the_api_lets_do_it(
     assert staff_roles is not None and set(re.findall(r'"(\w+)"', staff_roles.group(1))) == set(STAFF_ROLES)
 
 
-def test_customer_service_see_orders_after_sales_and_stuck_money_but_not_the_reports(
+def test_customer_service_see_orders_after_sales_stuck_money_and_reviews_but_not_the_reports(
         page: Any, log_in_as, staff: FakeServices) -> None:
     log_in_as("customer_service")
 
     page.wait_for_selector("#orders tr[data-order-id]")
-    assert visible_sections(page) == ["Orders", "After-sales", "Stuck money", "Users"]
+    assert visible_sections(page) == ["Orders", "After-sales", "Stuck money", "Reviews", "Users"]
     assert page.is_hidden("#dashboard-view") and page.is_visible("#orders-view")
     assert staff.analytics.GetOverview.calls == []
     assert page.errors == []

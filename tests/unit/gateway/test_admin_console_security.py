@@ -198,7 +198,7 @@ def test_the_next_staff_member_finds_every_search_and_filter_empty(page: Any, lo
                "refund-status": "ABNORMAL", "refund-source": "cancel", "refund-order-no": "20261129120000",
                "close-refund-no": "R2026112900001", "close-refund-reason": "the shopper's bank account is closed",
                "wallet-status": "HANDLED", "withdrawal-status": "PAID", "product-q": "龙井", "product-status": "DRAFT",
-               "coupon-status": "active",
+               "coupon-status": "active", "review-product": "100", "review-rating": "1", "review-hidden": "true",
                "user-phone": "13800138000", "user-id": "42",
                "user-nickname": "小王", "from": "2026-01-01", "to": "2026-01-31", "export-kind": "money",
                "export-format": "csv"}
