@@ -25,8 +25,8 @@ from services.common.uow import UnitOfWork
 from services.common.wechatpay import NotifyRejected, WechatPayApiError, WechatPayError, WechatPayUnavailable
 from services.common.wechatpay import Refund as ChannelRefund
 from services.order.aftersales import AfterSale
+from services.order.domain import PURCHASE_LIMIT_STATUSES, CartItem, Order, OrderLine, Refund, RefundStatus, Transition
 from services.order.domain import Address as ShippingAddress
-from services.order.domain import CartItem, Order, OrderLine, Refund, RefundStatus, Transition
 from services.order.ports import CatalogSku, CouponLine, CouponOffer, LockedCoupon, StockLine, WalletCharge
 from services.order.uow import CaseSearch, LineReservation, ListedRefund, OrderSearch, OrderUnitOfWork, RefundSearch
 from services.order.wallet_reviews import ReviewStatus, WalletReview
@@ -531,6 +531,15 @@ class FakeOrderRepository:
     def count_unpaid(self, user_id: int) -> int:
         return sum(order.user_id == user_id and order.status == "PENDING_PAYMENT" for order in self.orders)
 
+    def units_held(self, user_id: int, product_ids: Collection[int]) -> dict[int, int]:
+        held: dict[int, int] = {}
+        for order in self.orders:
+            if order.user_id == user_id and order.status in PURCHASE_LIMIT_STATUSES:
+                for line in order.lines:
+                    if line.product_id in product_ids and line.quantity > line.refunded_quantity:
+                        held[line.product_id] = held.get(line.product_id, 0) + line.quantity - line.refunded_quantity
+        return held
+
     def count_unpaid_due(self, due: datetime) -> dict[str, int]:
         counts: dict[str, int] = {}
         for order in self.orders:
@@ -879,10 +888,10 @@ class FakeCatalog:
 
     def put(self, sku_id: int, *, product_id: int = 10, price_fen: int = 1000, on_sale: bool = True,
             stock_status: str = "in_stock", category_id: int = 3,
-            category_path: tuple[int, ...] = ()) -> CatalogSku:
+            category_path: tuple[int, ...] = (), max_per_shopper: int = 0) -> CatalogSku:
         sku = CatalogSku(sku_id=sku_id, product_id=product_id, name=f"商品{sku_id}", spec="颜色:黑",
                          price_fen=price_fen, stock_status=stock_status, on_sale=on_sale, category_id=category_id,
-                         category_path=category_path)
+                         category_path=category_path, max_per_shopper=max_per_shopper)
         self.skus_by_id[sku_id] = sku
         return sku
 

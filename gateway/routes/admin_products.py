@@ -62,6 +62,9 @@ class ProductIn(Body):
     specs: list[SpecIn] = Field(default_factory=list, max_length=5)
     skus: list[SkuIn] = Field(min_length=1, max_length=200)
     after_sales_policy: Multiline = Field("", max_length=2000)
+    max_per_shopper: int = Field(0, ge=0, le=999, description=(
+        "限购: the most units of this product one shopper may hold in orders awaiting payment, paid, shipped or "
+        "completed (checkout answers 422 PURCHASE_LIMIT_EXCEEDED beyond it); 0 = no limit"))
 
     def to_proto(self) -> product_pb2.ProductInput:
         return product_pb2.ProductInput(
@@ -71,7 +74,7 @@ class ProductIn(Body):
             specs=[product_pb2.Spec(name=s.name, values=s.values) for s in self.specs],
             skus=[product_pb2.SkuInput(spec=s.spec, price_fen=s.price_fen, market_price_fen=s.market_price_fen,
                                        stock=s.stock, weight_g=s.weight_g) for s in self.skus],
-            after_sales_policy=self.after_sales_policy)
+            after_sales_policy=self.after_sales_policy, max_per_shopper=self.max_per_shopper)
 
 
 class ProductEditIn(ProductIn):
@@ -169,6 +172,7 @@ class AdminProduct(AdminProductSummary):
         "retired SKUs still holding stock (retired with it before edits refused that, or given units back since by a "
         "return or cancellation): write it off with POST .../skus/{sku_id}/stock, or add the spec back to sell it. "
         "Apart from `skus`, so a form sending `skus` back never puts them on sale again"))
+    max_per_shopper: int = Field(description="限购: units one shopper may hold in orders; 0 = no limit")
 
     @classmethod
     def from_proto(cls, p: product_pb2.Product) -> AdminProduct:
@@ -179,7 +183,7 @@ class AdminProduct(AdminProductSummary):
             skus=[AdminSku.from_proto(s) for s in p.skus], after_sales_policy=p.after_sales_policy,
             reject_reason=p.reject_reason, market_price_fen=p.market_price_fen,
             created_at=p.created_at.ToDatetime(tzinfo=UTC), version=p.version,
-            retired_skus=[AdminSku.from_proto(s) for s in p.retired_skus])
+            retired_skus=[AdminSku.from_proto(s) for s in p.retired_skus], max_per_shopper=p.max_per_shopper)
 
 
 class AuditEntryOut(Reply):

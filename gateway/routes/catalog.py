@@ -151,6 +151,8 @@ class ProductDetail(ProductSummary):
     rating: RatingOut
     after_sales_policy: str
     delivery: DeliveryOut
+    max_per_shopper: int = Field(description="限购: the most units of this product one shopper may buy (counting "
+                                             "their orders awaiting payment, paid, shipped or completed); 0 = no limit")
 
     @classmethod
     def from_proto(cls, p: product_pb2.Product) -> ProductDetail:
@@ -162,7 +164,8 @@ class ProductDetail(ProductSummary):
                          stock_status=s.stock_status) for s in p.skus],  # type: ignore[arg-type]
             rating=RatingOut.from_proto(p.rating),
             after_sales_policy=p.after_sales_policy,
-            delivery=DeliveryOut(province=p.delivery.province, estimate_days=p.delivery.estimate_days))
+            delivery=DeliveryOut(province=p.delivery.province, estimate_days=p.delivery.estimate_days),
+            max_per_shopper=p.max_per_shopper)
 
 
 class CatalogQuery(PageQuery):

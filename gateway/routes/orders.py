@@ -220,7 +220,8 @@ class QuoteOut(AmountsOut):
 
 @bp.post("/checkout/preview")
 @operation(summary="Price a checkout exactly, locking nothing", tag="checkout", body=CheckoutIn,
-           responses={200: QuoteOut})
+           responses={200: QuoteOut},
+           description="Refuses what submit would: 422 PURCHASE_LIMIT_EXCEEDED past a product's max_per_shopper.")
 def preview(body: CheckoutIn) -> QuoteOut:
     quote = service(OrderServiceStub).QuoteCheckout(body.to_proto())
     return QuoteOut(lines=[LineOut.from_proto(line) for line in quote.lines], points_used=quote.points_used,
@@ -542,7 +543,9 @@ SUBMIT_LIMITS = (Limit("user", 10, 60),)
            responses={201: OrderOut}, idempotent=True, limits=SUBMIT_LIMITS,
            description="The same key and body give the first order again, the same key with another body is a 409. "
                        "409 TOO_MANY_UNPAID_ORDERS (details.unpaid_orders, details.limit) when the shopper already has "
-                       "that many orders awaiting payment: nothing was held; pay or cancel one first.")
+                       "that many orders awaiting payment: nothing was held; pay or cancel one first. 422 "
+                       "PURCHASE_LIMIT_EXCEEDED (details.product_id, max_per_shopper, already, requested) when the "
+                       "lines and the shopper's orders would hold more of a product than its max_per_shopper (限购).")
 def submit_order(body: OrderIn, idempotency_key: str) -> tuple[OrderOut, int]:
     order = service(OrderServiceStub).SubmitOrder(order_pb2.SubmitOrderRequest(
         checkout=body.to_proto(), note=body.note, idempotency_key=idempotency_key))

@@ -54,6 +54,7 @@ from services.common.idempotency import KEY_MAX_LENGTH
 from services.common.uow import SqlUnitOfWork
 from services.order.aftersales import CLOSED, AfterSale, CaseLine, CaseStep
 from services.order.domain import (
+    PURCHASE_LIMIT_STATUSES,
     Address,
     CartItem,
     Order,
@@ -479,6 +480,17 @@ class SqlOrderRepository:
     def count_unpaid(self, user_id: int) -> int:
         return self.session.execute(select(func.count()).select_from(orders).where(
             orders.c.user_id == user_id, orders.c.status == OrderStatus.PENDING_PAYMENT.value)).scalar_one()
+
+    def units_held(self, user_id: int, product_ids: Collection[int]) -> dict[int, int]:
+        # The shopper's orders by ix_orders_user_created, their lines by order_id: a shopper's own orders, never a
+        # product's lines across every shopper (a flash sale's product has many).
+        rows = self.session.execute(
+            select(order_lines.c.product_id, func.sum(order_lines.c.quantity - order_lines.c.refunded_quantity))
+            .join(orders, orders.c.id == order_lines.c.order_id)
+            .where(orders.c.user_id == user_id, orders.c.status.in_(sorted(s.value for s in PURCHASE_LIMIT_STATUSES)),
+                   order_lines.c.product_id.in_(sorted(product_ids)))
+            .group_by(order_lines.c.product_id))
+        return {product_id: int(units) for product_id, units in rows if units}
 
     def lock_expired(self, now: datetime, limit: int) -> list[Order]:
         deadline = orders.c.pay_deadline

@@ -68,6 +68,12 @@ TRANSITIONS: dict[tuple[OrderStatus, str], OrderStatus] = {
     (S.COMPLETED, "close"): S.CLOSED,
 }
 
+# The orders whose units count against a product's purchase limit (限购, checkout): those holding units or that took
+# them. Not CANCELLED or CLOSED, nor a paid order whose cancellation was approved (REFUNDING, REFUNDED): its units went
+# back on sale. CANCEL_REQUESTED still holds them until staff decide. Units refunded off a line (returned, or never
+# shipped) no longer count either.
+PURCHASE_LIMIT_STATUSES = frozenset({S.PENDING_PAYMENT, S.PAID, S.CANCEL_REQUESTED, S.SHIPPED, S.COMPLETED})
+
 
 @dataclass
 class Step:

@@ -39,7 +39,8 @@ def _catalog_skus(offers: Iterable[product_pb2.SkuOffer]) -> dict[int, CatalogSk
                                      spec=spec_text(dict(offer.sku.spec)), price_fen=offer.sku.price_fen,
                                      stock_status=offer.sku.stock_status, on_sale=offer.on_sale,
                                      category_id=offer.category_id, brand_id=offer.brand_id, image=offer.image,
-                                     category_path=tuple(offer.category_path))
+                                     category_path=tuple(offer.category_path),
+                                     max_per_shopper=offer.max_per_shopper)
             for offer in offers}
 
 

@@ -24,6 +24,7 @@ class CatalogSku:
     brand_id: int = 0
     image: str = ""
     category_path: tuple[int, ...] = ()  # category_id's ancestors, root first, then itself (coupons match on it)
+    max_per_shopper: int = 0  # 限购: the product's units one shopper may hold in orders; 0 = no limit
 
 
 @dataclass(frozen=True)

@@ -290,6 +290,10 @@ def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, use
     wanted = _wanted(_cart_of(uow, user_id) if request.cart_item_ids else [], request)
     skus = catalog.skus({want.sku_id for want in wanted})
     lines = _lines(skus, wanted)
+    if _limits(lines, skus):
+        with uow:
+            _check_purchase_limits(uow, user_id, lines, skus)
+            uow.commit()
     items_total = sum(line.total_fen for line in lines)
     discount_bp = members.discount_bp()
     coupon_lines = _coupon_lines(lines, skus, discount_bp)
@@ -379,6 +383,10 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
                 reserved = False
             raise
         lines = _lines(skus, wanted, held=True)  # prices as the units were held
+        # After the reservation, whose snapshot names the products and their limits: a refusal releases the units
+        # held a moment ago (`_compensate`). Under the shopper's lock (`_check_unpaid_orders`): a second submit of
+        # theirs waits for this one to commit, then counts its units.
+        _check_purchase_limits(uow, user_id, lines, skus)
         items_total = sum(line.total_fen for line in lines)
         discount_bp = members.discount_bp()
         coupon_fen = _lock_coupon(members, order_no, request.coupon_id, lines, skus, discount_bp) if request.coupon_id else 0
@@ -437,6 +445,32 @@ def _check_unpaid_orders(uow: OrderUnitOfWork, user_id: int, limit: int) -> None
     if unpaid >= limit:
         raise Conflict("TOO_MANY_UNPAID_ORDERS", f"you have {unpaid} orders awaiting payment: pay or cancel one first",
                        details={"unpaid_orders": unpaid, "limit": limit})
+
+
+def _limits(lines: list[OrderLine], skus: Mapping[int, CatalogSku]) -> dict[int, int]:
+    """The purchase limit (限购) of each product of the lines that has one, by product id."""
+    return {line.product_id: skus[line.sku_id].max_per_shopper for line in lines
+            if skus[line.sku_id].max_per_shopper > 0}
+
+
+def _check_purchase_limits(uow: OrderUnitOfWork, user_id: int, lines: list[OrderLine],
+                           skus: Mapping[int, CatalogSku]) -> None:
+    """422 PURCHASE_LIMIT_EXCEEDED when the lines' units of a product with a purchase limit, and the shopper's units
+    of it in their orders that hold or took stock (domain.PURCHASE_LIMIT_STATUSES), come to more than its limit: one
+    shopper never paying cannot hold a flash sale's whole stock across orders. Inside an open unit of work."""
+    limits = _limits(lines, skus)
+    if not limits:
+        return
+    requested: dict[int, int] = {}
+    for line in lines:
+        requested[line.product_id] = requested.get(line.product_id, 0) + line.quantity
+    already = uow.orders.units_held(user_id, limits.keys())
+    for product_id, limit in sorted(limits.items()):
+        held = already.get(product_id, 0)
+        if held + requested[product_id] > limit:
+            raise DomainError("PURCHASE_LIMIT_EXCEEDED", f"at most {limit} of this product per shopper; your orders "
+                              f"hold {held} already", details={"product_id": product_id, "max_per_shopper": limit,
+                                                               "already": held, "requested": requested[product_id]})
 
 
 def _committed_anyway(uow: OrderUnitOfWork, order_no: str) -> Order | bool | None:

@@ -59,6 +59,10 @@ class OrderRepository(Protocol):
     def count_unpaid(self, user_id: int) -> int:
         """How many of the user's orders await payment (PENDING_PAYMENT), deadline past or not."""
 
+    def units_held(self, user_id: int, product_ids: Collection[int]) -> dict[int, int]:
+        """The user's units of each of `product_ids` in their orders that count against a purchase limit
+        (domain.PURCHASE_LIMIT_STATUSES), less units refunded; products with none are left out."""
+
     def lock_expired(self, now: datetime, limit: int) -> list[Order]:
         """Unpaid orders past their deadline whose wallet payment is not unknown (no `wallet_attempt_at`), locked;
         rows other transactions hold are skipped."""

@@ -111,6 +111,8 @@ products = Table(
     # the name and first image at the last approval, shown off sale instead of an edit's (migration 0010)
     Column("approved_name", String(100), nullable=False, server_default=""),
     Column("approved_image", String(512), nullable=False, server_default=""),
+    # 限购: units one shopper may hold in orders, 0 = no limit (migration 0018)
+    Column("max_per_shopper", Integer, nullable=False, server_default="0"),
     Index("ix_products_visible_created", "status", "on_shelf", "created_at"),
 )
 
@@ -428,7 +430,7 @@ def _offer(row: Row[Any]) -> SkuOffer:
                               sales=row.sales, active=row.active, product_id=row.product_id, id=row.id),
                           product_id=row.product_id, status=row.status, on_shelf=row.on_shelf, name=row.name,
                           images=row.images, approved_name=row.approved_name, approved_image=row.approved_image,
-                          category_id=row.category_id, brand_id=row.brand_id)
+                          category_id=row.category_id, brand_id=row.brand_id, max_per_shopper=row.max_per_shopper)
 
 
 SELLABLE = select(products.c.id).where(products.c.status == Status.APPROVED, products.c.on_shelf.is_(True))
@@ -443,7 +445,7 @@ def _offers_statement() -> Select[Any]:
     s, p = skus.c, products.c
     return (select(s.id, s.product_id, s.spec, s.spec_key, s.price_fen, s.market_price_fen, s.stock, s.weight_g,
                    s.sales, s.active, p.name, p.category_id, p.brand_id, p.images, p.status, p.on_shelf,
-                   p.approved_name, p.approved_image)
+                   p.approved_name, p.approved_image, p.max_per_shopper)
             .join(products, p.id == s.product_id).where(s.id.in_(bindparam("sku_ids", expanding=True))))
 
 

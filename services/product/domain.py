@@ -27,6 +27,8 @@ URL_MAX = 512
 CATEGORY_NAME_MAX = BRAND_NAME_MAX = 64
 MAX_DELIVERY_DAYS = 60
 NAME_MAX, SUBTITLE_MAX, DESCRIPTION_MAX = 100, 200, 20_000
+# 限购: the most units of a product one shopper may hold in orders (0: no limit); as many as one order line may take.
+MAX_PER_SHOPPER = 999
 # What a cart shows for a product off sale that was never approved: neither its name nor its images were audited.
 UNAPPROVED_NAME = "商品已下架"
 # In a name, a spec or a parameter: C0 and C1 controls, bidirectional embeddings, overrides and isolates (U+202E
@@ -150,17 +152,19 @@ class SkuOffer:
     image: str         # the product's first image, "" for none
     on_sale: bool      # the product approved and on the shelf, the SKU active
     category_path: tuple[int, ...] = ()  # category_id's ancestors, root first, then itself (category_paths)
+    max_per_shopper: int = 0  # the product's purchase limit per shopper (Product.max_per_shopper); 0: none
 
     @classmethod
     def of(cls, product: Product, sku: Sku) -> SkuOffer:
         return cls.shown(sku, product_id=product.id or 0, status=product.status, on_shelf=product.on_shelf,
                          name=product.name, images=product.images, approved_name=product.approved_name,
                          approved_image=product.approved_image, category_id=product.category_id,
-                         brand_id=product.brand_id)
+                         brand_id=product.brand_id, max_per_shopper=product.max_per_shopper)
 
     @classmethod
     def shown(cls, sku: Sku, *, product_id: int, status: str, on_shelf: bool, name: str, images: Sequence[str],
-              approved_name: str, approved_image: str, category_id: int, brand_id: int) -> SkuOffer:
+              approved_name: str, approved_image: str, category_id: int, brand_id: int,
+              max_per_shopper: int = 0) -> SkuOffer:
         """The SKU as carts and checkout may see it: its product's approved name and image (Product.shopper_face)
         and, off sale, no prices at all (0).
 
@@ -173,7 +177,8 @@ class SkuOffer:
                                                 approved_image=approved_image)
         if not on_sale:
             sku = replace(sku, price_fen=0, market_price_fen=0)
-        return cls(sku, product_id, face_name, category_id, brand_id, image, on_sale)
+        return cls(sku, product_id, face_name, category_id, brand_id, image, on_sale,
+                   max_per_shopper=max_per_shopper)
 
 
 @dataclass(frozen=True)
@@ -199,6 +204,7 @@ class ProductDraft:
     params: tuple[tuple[str, str], ...] = ()
     specs: tuple[tuple[str, tuple[str, ...]], ...] = ()
     after_sales_policy: str = ""
+    max_per_shopper: int = 0  # 限购: units one shopper may hold in orders, 0..MAX_PER_SHOPPER (0: no limit)
 
     def validate(self, stored: Product | None = None, *, category_exists: bool = True,
                  brand_exists: bool = True) -> ProductDraft:
@@ -218,6 +224,8 @@ class ProductDraft:
             problems["category_id"] = "no such category"
         if not brand_exists:
             problems["brand_id"] = "no such brand"
+        if not 0 <= self.max_per_shopper <= MAX_PER_SHOPPER:
+            problems["max_per_shopper"] = f"0 (no limit) to {MAX_PER_SHOPPER}"
         if len(self.subtitle) > SUBTITLE_MAX:
             problems["subtitle"] = f"at most {SUBTITLE_MAX} characters"
         if len(self.description) > DESCRIPTION_MAX:
@@ -359,6 +367,9 @@ class Product:
     version: int = 1
     approved_name: str = ""   # the name and first image at the last approval ("": never approved): what shoppers
     approved_image: str = ""  # holding it in a cart see while an edit waits for audit
+    # 限购: the most units one shopper may hold in their orders that hold or took stock (the order service checks it
+    # at checkout); 0: no limit. Staff set it as any other content: an edit of it goes back to audit.
+    max_per_shopper: int = 0
     id: int | None = None
 
     @classmethod
@@ -451,6 +462,7 @@ class Product:
         self.params = [{"name": name, "value": value} for name, value in draft.params]
         self.specs = [{"name": name, "values": list(values)} for name, values in draft.specs]
         self.after_sales_policy = draft.after_sales_policy
+        self.max_per_shopper = draft.max_per_shopper
         existing = {sku.spec_key: sku for sku in self.skus}
         wanted = set()
         for item in draft.skus:
@@ -509,6 +521,7 @@ class Product:
                 "brand_id": self.brand_id, "status": str(self.status), "on_shelf": self.on_shelf,
                 "reject_reason": self.reject_reason, "images": list(self.images), "params": list(self.params),
                 "specs": list(self.specs), "after_sales_policy": self.after_sales_policy,
+                "max_per_shopper": self.max_per_shopper,
                 "description_length": len(self.description),
                 # the text itself is up to 20,000 characters: its digest tells an edit of it apart, within the length
                 "description_sha256": hashlib.sha256(self.description.encode()).hexdigest(),

@@ -260,7 +260,8 @@ def _brand(brand: Brand) -> product_pb2.Brand:
 def _offer(offer: SkuOffer) -> product_pb2.SkuOffer:
     return product_pb2.SkuOffer(sku=_sku(offer.sku, staff=False), product_id=offer.product_id, name=offer.name,
                                 on_sale=offer.on_sale, category_id=offer.category_id, brand_id=offer.brand_id,
-                                image=offer.image, category_path=offer.category_path)
+                                image=offer.image, category_path=offer.category_path,
+                                max_per_shopper=offer.max_per_shopper)
 
 
 def _sku(sku: Sku, *, staff: bool) -> product_pb2.Sku:
@@ -280,7 +281,7 @@ def product_message(view: ProductView, *, staff: bool) -> product_pb2.Product:
         skus=[_sku(sku, staff=staff) for sku in p.active_skus], after_sales_policy=p.after_sales_policy,
         status=str(p.status), on_shelf=p.on_shelf, reject_reason=p.reject_reason, price_fen=p.price_fen,
         market_price_fen=p.market_price_fen, sales=p.sales,
-        rating=_rating(view.rating), version=p.version if staff else 0,
+        rating=_rating(view.rating), version=p.version if staff else 0, max_per_shopper=p.max_per_shopper,
         retired_skus=[_sku(sku, staff=True) for sku in p.retired_stocked_skus] if staff else [])
     if view.delivery is not None:
         message.delivery.CopyFrom(product_pb2.Delivery(province=view.delivery.province,
@@ -325,7 +326,7 @@ def _draft(product: product_pb2.ProductInput) -> ProductDraft:
         specs=tuple((s.name, tuple(s.values)) for s in product.specs),
         skus=tuple(SkuDraft(spec=dict(s.spec), price_fen=s.price_fen, market_price_fen=s.market_price_fen,
                             stock=s.stock, weight_g=s.weight_g) for s in product.skus),
-        after_sales_policy=product.after_sales_policy)
+        after_sales_policy=product.after_sales_policy, max_per_shopper=product.max_per_shopper)
 
 
 def _json(value: dict[str, object] | None) -> str:

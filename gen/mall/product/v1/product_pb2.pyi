@@ -102,7 +102,7 @@ class GetSkusRequest(_message.Message):
     def __init__(self, sku_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class SkuOffer(_message.Message):
-    __slots__ = ("sku", "product_id", "name", "on_sale", "category_id", "brand_id", "image", "category_path")
+    __slots__ = ("sku", "product_id", "name", "on_sale", "category_id", "brand_id", "image", "category_path", "max_per_shopper")
     SKU_FIELD_NUMBER: _ClassVar[int]
     PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +111,7 @@ class SkuOffer(_message.Message):
     BRAND_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_PATH_FIELD_NUMBER: _ClassVar[int]
+    MAX_PER_SHOPPER_FIELD_NUMBER: _ClassVar[int]
     sku: Sku
     product_id: int
     name: str
@@ -119,7 +120,8 @@ class SkuOffer(_message.Message):
     brand_id: int
     image: str
     category_path: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, sku: _Optional[_Union[Sku, _Mapping]] = ..., product_id: _Optional[int] = ..., name: _Optional[str] = ..., on_sale: _Optional[bool] = ..., category_id: _Optional[int] = ..., brand_id: _Optional[int] = ..., image: _Optional[str] = ..., category_path: _Optional[_Iterable[int]] = ...) -> None: ...
+    max_per_shopper: int
+    def __init__(self, sku: _Optional[_Union[Sku, _Mapping]] = ..., product_id: _Optional[int] = ..., name: _Optional[str] = ..., on_sale: _Optional[bool] = ..., category_id: _Optional[int] = ..., brand_id: _Optional[int] = ..., image: _Optional[str] = ..., category_path: _Optional[_Iterable[int]] = ..., max_per_shopper: _Optional[int] = ...) -> None: ...
 
 class GetSkusResponse(_message.Message):
     __slots__ = ("skus",)
@@ -197,7 +199,7 @@ class Delivery(_message.Message):
     def __init__(self, province: _Optional[str] = ..., estimate_days: _Optional[int] = ...) -> None: ...
 
 class Product(_message.Message):
-    __slots__ = ("id", "name", "subtitle", "category_id", "brand", "description", "images", "params", "specs", "skus", "after_sales_policy", "status", "on_shelf", "reject_reason", "price_fen", "market_price_fen", "sales", "rating", "delivery", "created_at", "updated_at", "version", "retired_skus")
+    __slots__ = ("id", "name", "subtitle", "category_id", "brand", "description", "images", "params", "specs", "skus", "after_sales_policy", "status", "on_shelf", "reject_reason", "price_fen", "market_price_fen", "sales", "rating", "delivery", "created_at", "updated_at", "version", "retired_skus", "max_per_shopper")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     SUBTITLE_FIELD_NUMBER: _ClassVar[int]
@@ -221,6 +223,7 @@ class Product(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     RETIRED_SKUS_FIELD_NUMBER: _ClassVar[int]
+    MAX_PER_SHOPPER_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     subtitle: str
@@ -244,7 +247,8 @@ class Product(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     version: int
     retired_skus: _containers.RepeatedCompositeFieldContainer[Sku]
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., subtitle: _Optional[str] = ..., category_id: _Optional[int] = ..., brand: _Optional[_Union[Brand, _Mapping]] = ..., description: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ..., specs: _Optional[_Iterable[_Union[Spec, _Mapping]]] = ..., skus: _Optional[_Iterable[_Union[Sku, _Mapping]]] = ..., after_sales_policy: _Optional[str] = ..., status: _Optional[str] = ..., on_shelf: _Optional[bool] = ..., reject_reason: _Optional[str] = ..., price_fen: _Optional[int] = ..., market_price_fen: _Optional[int] = ..., sales: _Optional[int] = ..., rating: _Optional[_Union[Rating, _Mapping]] = ..., delivery: _Optional[_Union[Delivery, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., retired_skus: _Optional[_Iterable[_Union[Sku, _Mapping]]] = ...) -> None: ...
+    max_per_shopper: int
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., subtitle: _Optional[str] = ..., category_id: _Optional[int] = ..., brand: _Optional[_Union[Brand, _Mapping]] = ..., description: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ..., specs: _Optional[_Iterable[_Union[Spec, _Mapping]]] = ..., skus: _Optional[_Iterable[_Union[Sku, _Mapping]]] = ..., after_sales_policy: _Optional[str] = ..., status: _Optional[str] = ..., on_shelf: _Optional[bool] = ..., reject_reason: _Optional[str] = ..., price_fen: _Optional[int] = ..., market_price_fen: _Optional[int] = ..., sales: _Optional[int] = ..., rating: _Optional[_Union[Rating, _Mapping]] = ..., delivery: _Optional[_Union[Delivery, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., retired_skus: _Optional[_Iterable[_Union[Sku, _Mapping]]] = ..., max_per_shopper: _Optional[int] = ...) -> None: ...
 
 class SkuInput(_message.Message):
     __slots__ = ("spec", "price_fen", "market_price_fen", "stock", "weight_g")
@@ -268,7 +272,7 @@ class SkuInput(_message.Message):
     def __init__(self, spec: _Optional[_Mapping[str, str]] = ..., price_fen: _Optional[int] = ..., market_price_fen: _Optional[int] = ..., stock: _Optional[int] = ..., weight_g: _Optional[int] = ...) -> None: ...
 
 class ProductInput(_message.Message):
-    __slots__ = ("name", "subtitle", "category_id", "brand_id", "description", "images", "params", "specs", "skus", "after_sales_policy")
+    __slots__ = ("name", "subtitle", "category_id", "brand_id", "description", "images", "params", "specs", "skus", "after_sales_policy", "max_per_shopper")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SUBTITLE_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -279,6 +283,7 @@ class ProductInput(_message.Message):
     SPECS_FIELD_NUMBER: _ClassVar[int]
     SKUS_FIELD_NUMBER: _ClassVar[int]
     AFTER_SALES_POLICY_FIELD_NUMBER: _ClassVar[int]
+    MAX_PER_SHOPPER_FIELD_NUMBER: _ClassVar[int]
     name: str
     subtitle: str
     category_id: int
@@ -289,7 +294,8 @@ class ProductInput(_message.Message):
     specs: _containers.RepeatedCompositeFieldContainer[Spec]
     skus: _containers.RepeatedCompositeFieldContainer[SkuInput]
     after_sales_policy: str
-    def __init__(self, name: _Optional[str] = ..., subtitle: _Optional[str] = ..., category_id: _Optional[int] = ..., brand_id: _Optional[int] = ..., description: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ..., specs: _Optional[_Iterable[_Union[Spec, _Mapping]]] = ..., skus: _Optional[_Iterable[_Union[SkuInput, _Mapping]]] = ..., after_sales_policy: _Optional[str] = ...) -> None: ...
+    max_per_shopper: int
+    def __init__(self, name: _Optional[str] = ..., subtitle: _Optional[str] = ..., category_id: _Optional[int] = ..., brand_id: _Optional[int] = ..., description: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., params: _Optional[_Iterable[_Union[Param, _Mapping]]] = ..., specs: _Optional[_Iterable[_Union[Spec, _Mapping]]] = ..., skus: _Optional[_Iterable[_Union[SkuInput, _Mapping]]] = ..., after_sales_policy: _Optional[str] = ..., max_per_shopper: _Optional[int] = ...) -> None: ...
 
 class CreateProductRequest(_message.Message):
     __slots__ = ("product", "idempotency_key")

@@ -1,0 +1,127 @@
+"""A product's purchase limit (限购) on fakes: one shopper never paying cannot hold a flash sale's stock across unpaid
+orders; the limit counts the shopper's orders that hold or took units, submit and preview refuse alike, 0 = none."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.common.errors import DomainError, ErrorKind
+from services.order import service
+from services.order.domain import Order
+from services.order.service import CheckoutInput, OrderSettings
+from tests.unit.order.conftest import NOW, Shop
+
+FLASH, OTHER_SPEC = 201, 202  # two SKUs of the flash sale's product
+PRODUCT = 20
+LIMIT = 3
+
+
+@pytest.fixture
+def flash(shop: Shop) -> Shop:
+    shop.settings = OrderSettings(pay_minutes=30, max_unpaid_orders=5)
+    for sku_id in (FLASH, OTHER_SPEC):
+        shop.catalog.put(sku_id, product_id=PRODUCT, price_fen=990, max_per_shopper=LIMIT)
+    shop.stock.available.update({FLASH: 10, OTHER_SPEC: 10})
+    return shop
+
+
+def buy(shop: Shop, key: str, quantity: int, *, sku_id: int = FLASH, user_id: int = 1) -> Order:
+    request = CheckoutInput(sku_id=sku_id, quantity=quantity, address_id=7 + user_id - 1)
+    return service.submit_order(shop.uow, shop.members, shop.stock, shop.users, shop.settings, user_id=user_id,
+                                request=request, note="", idempotency_key=key,
+                                request_fingerprint=repr(request).encode(), now=NOW)
+
+
+def refusal(shop: Shop, key: str, quantity: int, *, user_id: int = 1) -> DomainError:
+    with pytest.raises(DomainError) as refused:
+        buy(shop, key, quantity, user_id=user_id)
+    return refused.value
+
+
+def test_a_shopper_holding_the_limit_in_unpaid_orders_is_refused_more_and_another_shopper_buys(flash: Shop) -> None:
+    first, second = buy(flash, "a", 2), buy(flash, "b", 1)  # 3 units in 2 unpaid orders: the limit
+
+    refused = refusal(flash, "c", 1)
+    theirs = buy(flash, "d", 3, user_id=2)
+
+    assert (refused.code, refused.kind, refused.details) == (
+        "PURCHASE_LIMIT_EXCEEDED", ErrorKind.BUSINESS_RULE,
+        {"product_id": PRODUCT, "max_per_shopper": LIMIT, "already": 3, "requested": 1})
+    assert (first.status, second.status, theirs.status) == ("PENDING_PAYMENT",) * 3
+    assert len(flash.stock.released) == 1  # the refused submit's units, held a moment, are given back
+    assert (flash.stock.available[FLASH], len(flash.uow.orders.orders)) == (10 - 3 - 3, 3)
+
+
+def test_one_order_over_the_limit_is_refused_and_holds_nothing(flash: Shop) -> None:
+    refused = refusal(flash, "a", LIMIT + 1)
+
+    assert (refused.code, refused.details["already"], refused.details["requested"]) == ("PURCHASE_LIMIT_EXCEEDED", 0, 4)
+    assert (flash.stock.available[FLASH], flash.uow.orders.orders, flash.stock.reserved) == (10, [], {})
+
+
+def test_every_spec_of_the_product_counts_toward_its_limit(flash: Shop) -> None:
+    buy(flash, "a", 2, sku_id=OTHER_SPEC)
+
+    with pytest.raises(DomainError) as refused:
+        buy(flash, "b", 2)
+
+    assert refused.value.details == {"product_id": PRODUCT, "max_per_shopper": LIMIT, "already": 2, "requested": 2}
+
+
+def test_cart_lines_of_one_product_are_added_up(flash: Shop) -> None:
+    ids = tuple(service.add_cart_item(flash.uow, flash.catalog, user_id=1, sku_id=sku_id, quantity=2,
+                                      now=NOW).item.id or 0 for sku_id in (FLASH, OTHER_SPEC))
+    request = CheckoutInput(cart_item_ids=ids, address_id=7)
+
+    with pytest.raises(DomainError) as refused:
+        service.submit_order(flash.uow, flash.members, flash.stock, flash.users, flash.settings, user_id=1,
+                             request=request, note="", idempotency_key="cart",
+                             request_fingerprint=repr(request).encode(), now=NOW)
+
+    assert (refused.value.code, refused.value.details["requested"]) == ("PURCHASE_LIMIT_EXCEEDED", 4)
+    assert len(flash.uow.carts.for_user(1)) == 2  # the cart is as it was
+
+
+def test_paid_orders_count_and_cancelled_ones_do_not(flash: Shop) -> None:
+    paid = buy(flash, "a", 2)
+    service.mark_paid(flash.uow, order_no=paid.order_no, channel="balance", out_trade_no=paid.order_no,
+                      paid_fen=paid.payable_fen, actor="user:1", now=NOW)
+    unpaid = buy(flash, "b", 1)
+    assert refusal(flash, "c", 1).details["already"] == 3
+
+    service.cancel_order(flash.uow, user_id=1, order_id=unpaid.id or 0, reason="changed my mind", now=NOW)
+    again = buy(flash, "d", 1)
+
+    assert again.status == "PENDING_PAYMENT"
+    assert refusal(flash, "e", 1).details["already"] == 3
+
+
+def test_other_products_are_not_limited_by_it(flash: Shop) -> None:
+    buy(flash, "a", LIMIT)
+
+    other = buy(flash, "b", 50, sku_id=102)
+
+    assert other.lines[0].quantity == 50
+
+
+def test_a_limit_of_0_leaves_checkout_as_it_was(flash: Shop) -> None:
+    for sku_id in (FLASH, OTHER_SPEC):
+        flash.catalog.put(sku_id, product_id=PRODUCT, price_fen=990, max_per_shopper=0)
+
+    orders = [buy(flash, "a", 6), buy(flash, "b", 4)]
+
+    assert ([order.lines[0].quantity for order in orders], flash.stock.available[FLASH]) == ([6, 4], 0)
+
+
+def test_preview_refuses_as_submit_does(flash: Shop) -> None:
+    buy(flash, "a", 2)
+
+    with pytest.raises(DomainError) as refused:
+        service.quote_checkout(flash.uow, flash.catalog, flash.members, flash.users, flash.settings, user_id=1,
+                               request=CheckoutInput(sku_id=FLASH, quantity=2, address_id=7))
+    quote = service.quote_checkout(flash.uow, flash.catalog, flash.members, flash.users, flash.settings, user_id=1,
+                                   request=CheckoutInput(sku_id=FLASH, quantity=1, address_id=7))
+
+    assert (refused.value.code, refused.value.details) == (
+        "PURCHASE_LIMIT_EXCEEDED", {"product_id": PRODUCT, "max_per_shopper": LIMIT, "already": 2, "requested": 2})
+    assert quote.lines[0].quantity == 1
