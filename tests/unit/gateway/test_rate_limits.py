@@ -171,6 +171,34 @@ def test_the_memory_counter_forgets_finished_windows_when_full(monkeypatch: pyte
     assert set(counter._buckets) == {"new"}
 
 
+def test_a_full_memory_counter_evicts_the_bucket_used_longest_ago_and_keeps_the_rest(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = MemoryCounter()
+    monkeypatch.setattr(MemoryCounter, "MAX_BUCKETS", 3)
+    for name in ("a", "b", "c"):
+        counter.take(name, 5, 60, now=0.0)
+    counter.take("a", 5, 60, now=1.0)  # used again: "b" is now the one used longest ago
+
+    counter.take("new", 5, 60, now=2.0)
+
+    assert list(counter._buckets) == ["c", "a", "new"]
+
+
+def test_a_full_memory_counter_still_enforces_the_limit_of_a_live_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = MemoryCounter()
+    monkeypatch.setattr(MemoryCounter, "MAX_BUCKETS", 100)
+    for _ in range(2):
+        counter.take("hammered", 2, 60, now=0.0)
+
+    results = []
+    for n in range(500):  # a stream of new buckets past MAX_BUCKETS, the hammered key knocking between them
+        counter.take(f"junk-{n}", 2, 60, now=1.0)
+        results.append(counter.take("hammered", 2, 60, now=1.0))
+
+    assert results == [60.0] * 500
+    assert len(counter._buckets) <= 100
+
+
 @pytest.mark.parametrize("values", [{}, {"ip": ""}])
 def test_a_request_without_the_key_is_not_counted(values: dict[str, str]) -> None:
     counter = MemoryCounter()
