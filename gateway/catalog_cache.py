@@ -69,7 +69,9 @@ from kafka import KafkaConsumer, TopicPartition
 from mall.events.v1.product_events_pb2 import ProductChanged
 from pydantic import BaseModel
 
+from gateway.api import enforce_limits
 from gateway.metrics import CATALOG_CACHE
+from gateway.ratelimit import Limit
 from gateway.redisstore import RedisStore, RedisUnavailable
 from services.common.config import KafkaSettings
 from services.common.events import InvalidEvent, decode, event_type_of, unpack
@@ -329,21 +331,28 @@ class Rendered:
         return response
 
 
-def cached(key: Hashable, load: Callable[[], BaseModel], about: int | str = ANY_PRODUCT) -> Response:
+def cached(key: Hashable, load: Callable[[], BaseModel], about: int | str = ANY_PRODUCT,
+           limits: tuple[Limit, ...] = ()) -> Response:
     """The reply for `key` from this worker's cache, else `load()`'s, rendered and kept until a change `about` it.
 
     `load` must not depend on the request (anonymous reads only): a hot entry is reloaded with it
-    on the refresh thread, in an application context of its own."""
+    on the refresh thread, in an application context of its own. A load on the request's thread (a miss, or a
+    read while the cache is bypassed) counts under `limits` first: only reads that reach the service are
+    limited, so a hit costs no rate-limit round trip."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def render() -> Rendered:
         return Rendered.of(load())
 
+    def load_here() -> Rendered:
+        enforce_limits(limits)
+        return render()
+
     def refresh() -> Rendered:
         with app.app_context():
             return render()
 
-    return catalog_cache().get(key, render, refresh, about).response()
+    return catalog_cache().get(key, load_here, refresh, about).response()
 
 
 @contextlib.contextmanager
