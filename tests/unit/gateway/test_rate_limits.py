@@ -343,3 +343,24 @@ def test_behind_a_trusted_proxy_an_https_request_is_answered_with_hsts_and_a_pla
     assert https.headers.get("Strict-Transport-Security") == "max-age=31536000"
     assert (plain.headers.get("Strict-Transport-Security"), untrusted.headers.get("Strict-Transport-Security")) == (
         None, None)
+
+
+SITE_LOGINS = [  # (path, body): every route that logs in or proves a phone, each try a hash or a paid call upstream
+    ("/api/v1/auth/login/password", {"phone": "13800000001", "password": "guess-123"}),
+    ("/api/v1/auth/login/sms", {"phone": "13800000001", "code": "000000"}),
+    ("/api/v1/auth/password/reset", {"phone": "13800000001", "code": "000000", "new_password": "New-pass-123"}),
+    ("/api/v1/auth/login/wechat", {"code": "wx-code"}),
+    ("/api/v1/me/phone", {"phone": "13800000001", "code": "000000", "wechat_code": "wx-code"}),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), SITE_LOGINS)
+def test_login_tries_from_many_slash_64s_of_one_ipv6_site_stop_at_the_sites_cap(  # type: ignore[no-untyped-def]
+        settings: GatewaySettings, clients, bearer, path: str, body: dict[str, str]) -> None:
+    client = create_app(dataclasses.replace(settings, rate_limit_scale=0.1), clients).test_client()  # /64: 3, /48: 15
+    statuses = [client.post(path, json=body | ({"phone": f"1380000{n:02d}{k:02d}"} if "phone" in body else {}),
+                            headers=bearer(), environ_base={"REMOTE_ADDR": f"2001:db8:0:{n:x}::1"}).status_code
+                for n in range(10) for k in range(3)]  # a phone of its own each: only the address limits apply
+    other_site = client.post(path, json=body, headers=bearer(), environ_base={"REMOTE_ADDR": "2001:db8:1::1"})
+
+    assert (len(statuses) - statuses.count(429), other_site.status_code != 429) == (15, True)
