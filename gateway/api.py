@@ -50,7 +50,7 @@ from pydantic_core import PydanticCustomError, core_schema
 from werkzeug.routing import BaseConverter
 
 from gateway.errors import ERROR_SCHEMA, ApiError, error_response
-from gateway.ratelimit import Limit
+from gateway.ratelimit import Limit, client_values
 from services.common import formats, idempotency
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -714,6 +714,20 @@ def validate_idempotency_key(op: Operation) -> None:
                        {IDEMPOTENCY_HEADER: "required"})
     idempotency.validate("gateway", key)
     g.idempotency_key = key
+
+
+def enforce_limits(limits: tuple[Limit, ...], body: dict[str, Any] | None = None,
+                   caller: dict[str, str] | None = None) -> None:
+    """Count this request under `limits`, keyed by the connection, the caller (caller_values) and the body's text
+    fields; 429 RATE_LIMITED with Retry-After at the first one that is full."""
+    if not limits:
+        return
+    # The connection's and the caller's parts last: a body field of the same name never stands in for them.
+    values = ({k: v for k, v in (body or {}).items() if isinstance(v, str)} | client_values(request.remote_addr)
+              | (caller or {}))
+    wait = current_app.extensions["rate_limiter"].check(request.endpoint or "", limits, values)
+    if wait is not None:
+        raise ApiError.too_many_requests(wait)
 
 
 def service(stub_class: type[StubT]) -> StubT:

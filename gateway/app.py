@@ -18,6 +18,7 @@ from gateway.api import (
     TOLERANT,
     Operation,
     current_operation,
+    enforce_limits,
     validate_body,
     validate_idempotency_key,
     validate_query,
@@ -28,7 +29,7 @@ from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.knownphones import KnownPhones
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from gateway.ratelimit import Limit, RateLimiter, caller_values, client_values, make_rate_limiter
+from gateway.ratelimit import caller_values, make_rate_limiter
 from gateway.redisstore import RedisStore
 from gateway.sessions import SessionMarks, SessionMarksUnavailable, make_session_marks
 from gateway.storage import object_storage
@@ -123,7 +124,7 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
             return
         # Per-IP limits count every request, malformed or not; then who is calling; then the
         # input; limits keyed by body fields (phone, ...) see only validated values.
-        _enforce_limits(limiter, tuple(lim for lim in op.limits if lim.client_only), {})
+        enforce_limits(tuple(lim for lim in op.limits if lim.client_only))
         if op.access == SHOPPER or "Authorization" in request.headers and op.access != PUBLIC:
             try:
                 g.caller = _authenticate(verifier, marks, op)
@@ -133,13 +134,11 @@ def create_app(settings: GatewaySettings | None = None, clients: ServiceClients 
             else:
                 g.caller_token = caller_var.set(g.caller)  # services called for this request see the caller
         caller = caller_values(g.caller.user_id if g.caller is not None else 0)
-        _enforce_limits(limiter, tuple(lim for lim in op.limits if lim.before_body and not lim.client_only), {},
-                        caller)
+        enforce_limits(tuple(lim for lim in op.limits if lim.before_body and not lim.client_only), caller=caller)
         validate_query(op)
         if op.body is not None:
             validate_body(op)
-            _enforce_limits(limiter, tuple(lim for lim in op.limits if not lim.before_body), g.body.model_dump(),
-                            caller)
+            enforce_limits(tuple(lim for lim in op.limits if not lim.before_body), g.body.model_dump(), caller)
         validate_idempotency_key(op)
 
     @app.after_request
@@ -207,17 +206,6 @@ def _authenticate(verifier: TokenVerifier, marks: SessionMarks, op: Operation) -
     if op.roles and not caller.has_any_role(*op.roles):
         raise ApiError(403, "FORBIDDEN", "your account may not do this")
     return caller
-
-
-def _enforce_limits(limiter: RateLimiter, limits: tuple[Limit, ...], body: dict[str, Any],
-                    caller: dict[str, str] | None = None) -> None:
-    if not limits:
-        return
-    # The connection's and the caller's parts last: a body field of the same name never stands in for them.
-    values = {k: v for k, v in body.items() if isinstance(v, str)} | client_values(request.remote_addr) | (caller or {})
-    wait = limiter.check(request.endpoint or "", limits, values)
-    if wait is not None:
-        raise ApiError.too_many_requests(wait)
 
 
 def _check_admin_routes_declare_roles(app: Flask) -> None:

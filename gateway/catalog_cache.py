@@ -58,6 +58,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -68,7 +69,9 @@ from kafka import KafkaConsumer, TopicPartition
 from mall.events.v1.product_events_pb2 import ProductChanged
 from pydantic import BaseModel
 
+from gateway.api import enforce_limits
 from gateway.metrics import CATALOG_CACHE
+from gateway.ratelimit import Limit
 from gateway.redisstore import RedisStore, RedisUnavailable
 from services.common.config import KafkaSettings
 from services.common.events import InvalidEvent, decode, event_type_of, unpack
@@ -77,7 +80,7 @@ from services.common.liveness import Heartbeat
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-MAX_ENTRIES = 10_000        # distinct pages (filters x sort x page) a worker keeps; past it, start over
+MAX_ENTRIES = 10_000        # distinct pages (filters x sort x page) a worker keeps; past it, the least recently read go
 REFRESH_AHEAD = 0.2         # the last fifth of an entry's life: a hit reloads it off the request thread
 # What a page shows, that changes drop it by (`about`): a product id (its detail pages), or one of these.
 ANY_PRODUCT = "any product"  # a list or search page: any product's change may alter it, or bring the product in
@@ -175,7 +178,8 @@ class CatalogCache:
         self.clock = clock
         self._version = 0  # one more at every drop
         self._dropped: dict[int | str, int] = {}  # product id, ANY_PRODUCT or EVERYTHING -> version of its last drop
-        self._entries: dict[Hashable, Entry] = {}
+        # Least recently read first: a stream of one-off pages (junk searches) evicts its own kind, never a hot page.
+        self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
         self._loading: dict[Hashable, threading.Lock] = {}
         self._guard = threading.Lock()
         self._refresher: ThreadPoolExecutor | None = None  # made on first use: after gunicorn forks
@@ -202,6 +206,8 @@ class CatalogCache:
         if entry is not None and self._stands(entry) and (now := self.clock()) < entry.expires_at:
             if refresh is not None and now >= entry.refresh_at:
                 self._refresh_in_background(key, refresh, about)
+            with contextlib.suppress(KeyError):  # evicted meanwhile by another thread's put
+                self._entries.move_to_end(key)
             CATALOG_CACHE.labels("hit").inc()
             return entry.value  # type: ignore[no-any-return]
         with self._guard:
@@ -280,11 +286,13 @@ class CatalogCache:
         version = self.version() if version is None else version
         if version is None or self.ttl <= 0:
             return
-        if len(self._entries) >= MAX_ENTRIES:
-            self._entries = {}
         ttl = self.following_ttl if self.following and self.following_ttl > self.ttl else self.ttl
         now = self.clock()
-        self._entries[key] = Entry(version, about, now + ttl, now + ttl * (1 - REFRESH_AHEAD), value)
+        with self._guard:
+            self._entries[key] = Entry(version, about, now + ttl, now + ttl * (1 - REFRESH_AHEAD), value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > MAX_ENTRIES:
+                self._entries.popitem(last=False)
 
     def drop(self, product_id: int | None = None, *, lists: bool = True) -> None:
         """Stop answering a product's detail pages and, unless `lists` is False, every list (None: every
@@ -323,21 +331,28 @@ class Rendered:
         return response
 
 
-def cached(key: Hashable, load: Callable[[], BaseModel], about: int | str = ANY_PRODUCT) -> Response:
+def cached(key: Hashable, load: Callable[[], BaseModel], about: int | str = ANY_PRODUCT,
+           limits: tuple[Limit, ...] = ()) -> Response:
     """The reply for `key` from this worker's cache, else `load()`'s, rendered and kept until a change `about` it.
 
     `load` must not depend on the request (anonymous reads only): a hot entry is reloaded with it
-    on the refresh thread, in an application context of its own."""
+    on the refresh thread, in an application context of its own. A load on the request's thread (a miss, or a
+    read while the cache is bypassed) counts under `limits` first: only reads that reach the service are
+    limited, so a hit costs no rate-limit round trip."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def render() -> Rendered:
         return Rendered.of(load())
 
+    def load_here() -> Rendered:
+        enforce_limits(limits)
+        return render()
+
     def refresh() -> Rendered:
         with app.app_context():
             return render()
 
-    return catalog_cache().get(key, render, refresh, about).response()
+    return catalog_cache().get(key, load_here, refresh, about).response()
 
 
 @contextlib.contextmanager

@@ -25,6 +25,9 @@ class GatewaySettings:
     # SMS codes the gateway may have the user service send in any 24 hours, all clients together (each one is
     # paid for); past it POST /auth/sms-codes answers 429 SMS_DAILY_BUDGET_EXHAUSTED.
     sms_daily_budget: int = 10_000
+    # Real-name checks (each a paid call to the identity provider) the gateway may pass on in any 24 hours, all
+    # accounts together; past it POST /me/identity answers 429 IDENTITY_DAILY_BUDGET_EXHAUSTED.
+    identity_daily_budget: int = 1_000
     # Services whose absence makes /readyz fail. Only user by default (no login without it): one
     # other service down must not take every gateway out of rotation. make run asks for all five.
     ready_requires: tuple[str, ...] = DEFAULT_READY_REQUIRES
@@ -47,6 +50,7 @@ class GatewaySettings:
             proxy_hops=env.int("GATEWAY_PROXY_HOPS", 0),
             rate_limit_scale=_positive_float(env, "GATEWAY_RATE_LIMIT_SCALE", 1.0),
             sms_daily_budget=env.int_within("GATEWAY_SMS_DAILY_BUDGET", 10_000, 1, 10_000_000),
+            identity_daily_budget=env.int_within("GATEWAY_IDENTITY_DAILY_BUDGET", 1_000, 1, 10_000_000),
             ready_requires=_services(env, "GATEWAY_READY_REQUIRES"),
             jwt_previous_public_key_pem=read_optional_key(env, "JWT_PREVIOUS_PUBLIC_KEY_FILE"),
             catalog_cache_seconds=env.int("CATALOG_CACHE_TTL_MS", 1000) / 1000,

@@ -20,3 +20,11 @@ for _result in ("sent", "budget_exhausted"):  # every series exists from the sta
     SMS_CODES.labels(_result)
 SMS_DAILY_BUDGET = Gauge("mall_sms_daily_budget",
                          "SMS codes all clients together may have sent in any 24 hours (GATEWAY_SMS_DAILY_BUDGET, scaled).")
+IDENTITY_CHECKS = Counter("mall_identity_checks_total",
+                          "Real-name verifications that passed the per-client limits, by outcome: checked (passed on "
+                          "to the user service, which may have asked the paid identity provider) or budget_exhausted "
+                          "(refused: the day's GATEWAY_IDENTITY_DAILY_BUDGET is spent).", ["result"])
+for _result in ("checked", "budget_exhausted"):
+    IDENTITY_CHECKS.labels(_result)
+IDENTITY_DAILY_BUDGET = Gauge("mall_identity_daily_budget", "Real-name checks all accounts together may have had in any "
+                              "24 hours (GATEWAY_IDENTITY_DAILY_BUDGET, scaled).")

@@ -12,6 +12,7 @@ import os
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -86,12 +87,18 @@ class Counter(Protocol):
 
 
 class MemoryCounter:
-    """Per-process logs: right for one gateway process (make run), not for several replicas."""
+    """Per-process logs: right for one gateway process (make run), not for several replicas.
+
+    At most MAX_BUCKETS buckets, kept in order of use: past it, a new bucket evicts the one used longest ago (a
+    live one loses its count: the price of bounded memory) and every ended window right behind it. Each bucket is
+    evicted once, so a take costs O(1) amortized however many buckets there are (it holds the worker's one lock).
+    """
 
     MAX_BUCKETS = 50_000
 
     def __init__(self) -> None:
-        self._buckets: dict[str, tuple[list[float], int]] = {}  # bucket -> (event times oldest first, seconds)
+        # bucket -> (event times oldest first, seconds), the bucket used longest ago first
+        self._buckets: OrderedDict[str, tuple[list[float], int]] = OrderedDict()
         self._named: dict[str, dict[str, float]] = {}  # bucket -> {event name: its time} within its window
         self._lock = threading.Lock()
 
@@ -125,16 +132,30 @@ class MemoryCounter:
         return events[-count] + seconds if len(events) >= count else None
 
     def _events(self, bucket: str, seconds: int, now: float) -> list[float]:
-        """The bucket's events younger than `seconds` (an event `seconds` old has left the window)."""
+        """The bucket's events younger than `seconds` (an event `seconds` old has left the window); the bucket is
+        now the most recently used."""
         events, _ = self._buckets.get(bucket, ([], seconds))
+        if bucket in self._buckets:
+            self._buckets.move_to_end(bucket)
         return events[bisect.bisect_right(events, now - seconds):]
 
     def _log(self, bucket: str, events: list[float], count: int, seconds: int, now: float) -> None:
-        if len(self._buckets) >= self.MAX_BUCKETS:
-            self._buckets = {k: (e, s) for k, (e, s) in self._buckets.items() if e and e[-1] > now - s}
-            self._named = {k: named for k, named in self._named.items() if k in self._buckets}
+        if bucket not in self._buckets:
+            self._make_room(now)
         bisect.insort(events, now)
-        self._buckets[bucket] = (events[-count:], seconds)
+        self._buckets[bucket] = (events[-count:], seconds)  # a new bucket goes last; a used one was moved there
+
+    def _make_room(self, now: float) -> None:
+        """Room for one more bucket when MAX_BUCKETS are held: the bucket used longest ago goes, and with it every
+        bucket behind it whose window has ended."""
+        if len(self._buckets) < self.MAX_BUCKETS:
+            return
+        while self._buckets:
+            oldest, (events, seconds) = next(iter(self._buckets.items()))
+            if len(self._buckets) < self.MAX_BUCKETS and events and events[-1] > now - seconds:
+                return
+            del self._buckets[oldest]
+            self._named.pop(oldest, None)
 
 
 # One round trip, atomic across replicas: count the events still in the window (those not older than `seconds`),

@@ -111,7 +111,10 @@ class Session(Reply):
 # limits (in its database) hold throughout; RateLimitStoreUnreachable pages meanwhile.
 DAY = 86400
 SMS_CODE_LIMITS = (Limit("ip", 20, 60), Limit("phone+ip", 10, 3600))  # every request: floods
-LOGIN_LIMITS = (Limit("ip", 30, 60), Limit("phone+ip", 10, 300))
+# An IPv6 "address" is a /64 and a site's /48 holds 65,536 of them (tunnel brokers hand /48s out free), while each
+# password try costs the user service an argon2id hash (~150 ms of CPU): a site is capped too, five addresses' worth.
+LOGIN_LIMITS = (Limit("ip", 30, 60), Limit("ipv6_48", 150, 60), Limit("phone+ip", 10, 300))
+WECHAT_LOGIN_LIMITS = LOGIN_LIMITS[:2]  # no phone: a code2session call to WeChat each
 PASSWORD_GUARD = FailureGuard(failures=Limit("phone", 20, 3600), trusted=Limit("phone+ip", 1, 30 * DAY))
 SMS_BUDGET_EXHAUSTED = "SMS_DAILY_BUDGET_EXHAUSTED"
 

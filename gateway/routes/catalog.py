@@ -26,11 +26,13 @@ from gateway.api import (
     Query,
     Reply,
     conditional,
+    enforce_limits,
     operation,
     service,
 )
 from gateway.catalog_cache import SETTINGS, Rendered, cached, catalog_cache
 from gateway.errors import ApiError
+from gateway.ratelimit import Limit
 from gateway.uploads import require_own_uploads
 from services.common import formats
 from services.common.formats import anchored
@@ -44,6 +46,15 @@ StockStatus = Literal["in_stock", "low", "sold_out"]
 # Seconds a client or CDN may reuse a catalogue answer without asking again. Products carry stock
 # status and price, so at most a second; the category tree and brands change rarely.
 MAX_AGE = {"catalog.list_categories": 60, "catalog.list_brands": 60, "catalog.list_products": 1}
+# Reads that reach the product service (a page not in the worker's cache, a signed-in view, a review page: a search
+# and a count each), per route: a shopper's browsing makes a few a minute, a carrier NAT address holds many shoppers.
+# Cached pages are not counted (a hit costs no rate-limit round trip), so junk queries cannot crowd out hot ones.
+CATALOG_READ_LIMITS = (Limit("ip", 300, 60), Limit("ipv6_48", 1500, 60))
+CATALOG_READ_LIMITS_TEXT = (
+    "Reads that reach the product service (a page the gateway has not cached, a signed-in view) count against "
+    + ", ".join(f"{lim.count} a minute per {'IPv6 /48' if lim.key == 'ipv6_48' else 'address'}"
+                for lim in CATALOG_READ_LIMITS)
+    + " (429 RATE_LIMITED with Retry-After); cached pages do not.")
 
 
 class CategoryOut(Reply):
@@ -211,17 +222,17 @@ def list_brands() -> Response:
 
 @bp.get("/products")
 @operation(summary="On-shelf products: filter, search, sort, page", tag="catalog", access=PUBLIC,
-           query=CatalogQuery, responses={200: Page[ProductSummary]})
+           query=CatalogQuery, responses={200: Page[ProductSummary]}, description=CATALOG_READ_LIMITS_TEXT)
 def list_products(query: CatalogQuery) -> Response:
     def load() -> Page[ProductSummary]:
         reply = service(ProductServiceStub).SearchProducts(query.to_proto())
         return Page[ProductSummary].of([ProductSummary.from_proto(p) for p in reply.items], query, reply.total)
-    return cached(("products", query.model_dump_json()), load)
+    return cached(("products", query.model_dump_json()), load, limits=CATALOG_READ_LIMITS)
 
 
 @bp.get("/products/<id:product_id>")
 @operation(summary="A product's detail", tag="catalog", access=OPTIONAL, query=DetailQuery,
-           description="With a shopper's token the view is recorded (browsing history).",
+           description="With a shopper's token the view is recorded (browsing history). " + CATALOG_READ_LIMITS_TEXT,
            responses={200: ProductDetail})
 def get_product(product_id: int, query: DetailQuery) -> Response:
     key = ("product", product_id, query.province)  # by full name: 上海 and 上海市 share a page
@@ -231,9 +242,10 @@ def get_product(product_id: int, query: DetailQuery) -> Response:
             product_pb2.ViewProductRequest(id=product_id, province=query.province))
         return ProductDetail.from_proto(reply)
     if g.caller is None:
-        return cached(key, load, about=product_id)
+        return cached(key, load, about=product_id, limits=CATALOG_READ_LIMITS)
     # A shopper's view goes to the product service, which records it (product-viewed); the reply
     # is the same for everyone, so it refreshes the cache. An error (404) is never cached.
+    enforce_limits(CATALOG_READ_LIMITS)
     version = catalog_cache().version()
     detail = Rendered.of(load())
     catalog_cache().put(key, detail, version, about=product_id)
@@ -313,7 +325,7 @@ def post_review(order_id: int, line_id: int, body: ReviewIn) -> tuple[MyReviewOu
 
 @bp.get("/products/<id:product_id>/reviews")
 @operation(summary="A product's reviews, newest first, with its rating summary", tag="reviews", access=PUBLIC,
-           query=PageQuery, responses={200: ProductReviews})
+           query=PageQuery, responses={200: ProductReviews}, limits=CATALOG_READ_LIMITS)
 def list_product_reviews(product_id: int, query: PageQuery) -> ProductReviews:
     reply = service(ProductServiceStub).ListProductReviews(product_pb2.ListProductReviewsRequest(
         product_id=product_id, offset=query.offset, limit=query.page_size))

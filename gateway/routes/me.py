@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Literal
 
-from flask import Blueprint, g
+import grpc
+from flask import Blueprint, current_app, g, request
+from flask.blueprints import BlueprintSetupState
 from mall.product.v1 import product_pb2
 from mall.product.v1.product_pb2_grpc import ProductServiceStub
 from mall.user.v1 import user_pb2
@@ -13,11 +15,16 @@ from mall.user.v1.user_pb2_grpc import UserServiceStub
 from pydantic import Field
 
 from gateway.api import Body, Page, PageQuery, Province, ProvinceOrEmpty, Reply, omittable, operation, service
-from gateway.ratelimit import Limit
-from gateway.routes.auth import LOGIN_LIMITS, NewPassword, Phone, Session
+from gateway.config import GatewaySettings
+from gateway.errors import ApiError
+from gateway.metrics import IDENTITY_CHECKS, IDENTITY_DAILY_BUDGET
+from gateway.ratelimit import Limit, client_values
+from gateway.routes.auth import DAY, LOGIN_LIMITS, NewPassword, Phone, Session
 from gateway.routes.catalog import MyReviewOut, ProductSummary
 from services.common import formats
+from services.common.discovery import DiscoveryError
 from services.common.formats import anchored
+from services.common.grpc_server import from_grpc
 from services.common.logs import mask_phone
 
 bp = Blueprint("me", __name__, url_prefix="/api/v1/me")
@@ -230,17 +237,71 @@ class IdentityOut(Reply):
                    verified_at=reply.verified_at.ToDatetime(tzinfo=UTC))
 
 
+# Each real-name check is a paid call to the identity provider. The user service allows each account five a day; the
+# shop's own daily budget caps them for all accounts together (many accounts, registered with SMS codes, would
+# otherwise each spend five), as GATEWAY_SMS_DAILY_BUDGET caps SMS codes. A check is held against the budget
+# when passed on (atomically: checks in flight together see each other) and given back when the user service
+# answered before asking the provider (a refused request, an account verified already, its five spent) or was not
+# reached. Any other answer (a match, a mismatch, a number taken, a timeout) may have been paid for, so it counts. While Redis
+# is down the budget is counted in each gateway worker's memory, as the SMS budget is (so per worker), rather than
+# refusing: the user service's five a day per account still hold.
+IDENTITY_BUDGET_EXHAUSTED = "IDENTITY_DAILY_BUDGET_EXHAUSTED"
+UNCHECKED_CODES = frozenset({"IDENTITY_ALREADY_VERIFIED", "IDENTITY_CHECKS_EXHAUSTED"})
+UNCHECKED_STATUSES = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+                                grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
+
+
+def identity_budget(settings: GatewaySettings) -> Limit:
+    """The day's real-name checks for all accounts together."""
+    return Limit("global", settings.identity_daily_budget, DAY)
+
+
+@bp.record_once
+def _publish_identity_budget(state: BlueprintSetupState) -> None:
+    limiter = state.app.extensions["rate_limiter"]
+    IDENTITY_DAILY_BUDGET.set(limiter.allowed(identity_budget(state.app.extensions["settings"])))
+
+
+def _provider_not_asked(exc: Exception) -> bool:
+    """Whether the user service refused the check before it could reach the identity provider, or was not reached."""
+    if isinstance(exc, DiscoveryError):
+        return True
+    if not isinstance(exc, grpc.RpcError):
+        return False
+    status, code, _, _ = from_grpc(exc)
+    return code in UNCHECKED_CODES or status in UNCHECKED_STATUSES or (status == grpc.StatusCode.UNAVAILABLE
+                                                                        and not code)  # the service is down
+
+
 @bp.post("/identity")
 @operation(summary="Verify my real name (实名认证) with name and ID number", tag="me", body=IdentityIn,
            limits=(Limit("ip", 30, 60),), responses={200: IdentityOut},
            description="409 IDENTITY_ALREADY_VERIFIED when this account is already verified. Each account has five "
                        "checks a day (each is a paid call to the provider; then 429 IDENTITY_CHECKS_EXHAUSTED with "
-                       "Retry-After, kept by the user service). The provider is asked first: 422 IDENTITY_MISMATCH "
+                       "Retry-After, kept by the user service), and the shop GATEWAY_IDENTITY_DAILY_BUDGET checks "
+                       "(default 1000) in any 24 hours for all accounts together (then 429 "
+                       "IDENTITY_DAILY_BUDGET_EXHAUSTED with Retry-After). The provider is asked first: 422 IDENTITY_MISMATCH "
                        "when name and number do not match, and only then 409 ID_NUMBER_TAKEN when another account "
                        "verified the number, so no one learns that without knowing the name that goes with it.")
 def verify_identity(body: IdentityIn) -> IdentityOut:
-    return IdentityOut.from_proto(service(UserServiceStub).VerifyIdentity(
-        user_pb2.VerifyIdentityRequest(real_name=body.real_name, id_number=body.id_number)))
+    limiter, endpoint = current_app.extensions["rate_limiter"], request.endpoint or ""
+    wait, held = limiter.hold(endpoint, identity_budget(current_app.extensions["settings"]),
+                              client_values(request.remote_addr))
+    if wait is not None:
+        IDENTITY_CHECKS.labels("budget_exhausted").inc()
+        raise ApiError.too_many_requests(wait, IDENTITY_BUDGET_EXHAUSTED, "the shop's real-name checks of the day "
+                                                                          "are all spent")
+    try:
+        reply = service(UserServiceStub).VerifyIdentity(
+            user_pb2.VerifyIdentityRequest(real_name=body.real_name, id_number=body.id_number))
+    except Exception as exc:
+        if held is not None and _provider_not_asked(exc):
+            limiter.release(held)
+        else:
+            IDENTITY_CHECKS.labels("checked").inc()
+        raise
+    IDENTITY_CHECKS.labels("checked").inc()
+    return IdentityOut.from_proto(reply)
 
 
 @bp.get("/identity")

@@ -61,9 +61,14 @@ def media(name: str) -> Response:
         raise
 
 
+DAY = 86_400
 # 30 a minute from one address, and 100 a day per uploader from anywhere (a review or an after-sales case takes up to
-# 9): one account can no longer fill the image store from many addresses.
-UPLOAD_LIMITS = (Limit("ip", 30, 60), Limit("user", 100, 86_400))
+# 9): one account can no longer fill the image store from many addresses. Per address also 300 a day, so many
+# accounts cannot fill it from one address either (5 MB each: at most 1.5 GB a day per address; a carrier NAT address
+# shared by many shoppers still uploads the images of 33 full reviews a day), and an IPv6 site (a /48: 65,536 /64
+# "addresses") five addresses' worth, a minute and a day.
+UPLOAD_LIMITS = (Limit("ip", 30, 60), Limit("ipv6_48", 150, 60), Limit("user", 100, DAY), Limit("ip", 300, DAY),
+                 Limit("ipv6_48", 1500, DAY))
 
 
 @bp.post("/api/v1/uploads")

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from gateway.api import PUBLIC, Body, Reply, operation, service
 from gateway.ratelimit import Limit
-from gateway.routes.auth import Session
+from gateway.routes.auth import WECHAT_LOGIN_LIMITS, Session
 from services.common import formats
 from services.common.formats import anchored
 
@@ -42,7 +42,7 @@ class WechatBinding(Reply):
 
 @bp.post("/auth/login/wechat")
 @operation(summary="Log in (registering on first login) with a wx.login code", tag="auth", access=PUBLIC,
-           limits=(Limit("ip", 30, 60),), body=WechatCode, responses={200: Session})
+           limits=WECHAT_LOGIN_LIMITS, body=WechatCode, responses={200: Session})
 def login_wechat(body: WechatCode) -> Session:
     return Session.from_proto(service(UserServiceStub).LoginWithWechat(user_pb2.LoginWithWechatRequest(code=body.code)))
 

@@ -140,8 +140,9 @@ def test_the_alerts_ops_rely_on_exist() -> None:
                       "UnpaidOrdersPastDeadline", "PaymentAfterStockHold",
                       "WalletChargeAwaitingStaff", "RefundPendingStuck", "RechargePendingOverdue",
                       "WithdrawalPayingOverdue", "StockReservationsUnsettled", "StockOversold", "CheckoutHoldsUnsettled",
-                      # rate limits and paid SMS codes
+                      # rate limits, paid SMS codes and paid real-name checks
                       "RateLimitStoreUnreachable", "SmsDailyBudgetNearlySpent", "SmsDailyBudgetExhausted",
+                      "IdentityDailyBudgetExhausted",
                       # the gateway's Redis filling up (it refuses writes when full)
                       "RedisMemoryNearlyFull", "RedisRefusingWrites"}
 

@@ -181,6 +181,22 @@ def test_a_worker_that_tracked_too_many_changed_products_drops_everything() -> N
                                                                             "reloaded")
 
 
+def test_a_flood_of_one_off_searches_evicts_old_searches_never_the_hot_page() -> None:
+    now = [0.0]
+    cache = CatalogCache(ttl_seconds=10.0, clock=lambda: now[0])
+    loads = []
+    cache.get("home", lambda: loads.append("home") or "page")
+
+    for n in range(MAX_ENTRIES):  # the home page is read now and then among them
+        cache.get(("products", f"q={n}"), lambda: "junk")
+        if n % 1000 == 0:
+            cache.get("home", lambda: loads.append("home") or "page")
+
+    assert (cache.get("home", lambda: loads.append("home") or "page"), loads) == ("page", ["home"])
+    assert len(cache._entries) == MAX_ENTRIES
+    assert ("products", "q=0") not in cache._entries  # the oldest one-off search went first
+
+
 PAGES = ("/products/5", "/products/5?province=上海", "/products/6", "/products?page_size=5", "/categories")
 
 

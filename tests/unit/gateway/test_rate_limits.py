@@ -171,6 +171,34 @@ def test_the_memory_counter_forgets_finished_windows_when_full(monkeypatch: pyte
     assert set(counter._buckets) == {"new"}
 
 
+def test_a_full_memory_counter_evicts_the_bucket_used_longest_ago_and_keeps_the_rest(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = MemoryCounter()
+    monkeypatch.setattr(MemoryCounter, "MAX_BUCKETS", 3)
+    for name in ("a", "b", "c"):
+        counter.take(name, 5, 60, now=0.0)
+    counter.take("a", 5, 60, now=1.0)  # used again: "b" is now the one used longest ago
+
+    counter.take("new", 5, 60, now=2.0)
+
+    assert list(counter._buckets) == ["c", "a", "new"]
+
+
+def test_a_full_memory_counter_still_enforces_the_limit_of_a_live_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = MemoryCounter()
+    monkeypatch.setattr(MemoryCounter, "MAX_BUCKETS", 100)
+    for _ in range(2):
+        counter.take("hammered", 2, 60, now=0.0)
+
+    results = []
+    for n in range(500):  # a stream of new buckets past MAX_BUCKETS, the hammered key knocking between them
+        counter.take(f"junk-{n}", 2, 60, now=1.0)
+        results.append(counter.take("hammered", 2, 60, now=1.0))
+
+    assert results == [60.0] * 500
+    assert len(counter._buckets) <= 100
+
+
 @pytest.mark.parametrize("values", [{}, {"ip": ""}])
 def test_a_request_without_the_key_is_not_counted(values: dict[str, str]) -> None:
     counter = MemoryCounter()
@@ -315,3 +343,24 @@ def test_behind_a_trusted_proxy_an_https_request_is_answered_with_hsts_and_a_pla
     assert https.headers.get("Strict-Transport-Security") == "max-age=31536000"
     assert (plain.headers.get("Strict-Transport-Security"), untrusted.headers.get("Strict-Transport-Security")) == (
         None, None)
+
+
+SITE_LOGINS = [  # (path, body): every route that logs in or proves a phone, each try a hash or a paid call upstream
+    ("/api/v1/auth/login/password", {"phone": "13800000001", "password": "guess-123"}),
+    ("/api/v1/auth/login/sms", {"phone": "13800000001", "code": "000000"}),
+    ("/api/v1/auth/password/reset", {"phone": "13800000001", "code": "000000", "new_password": "New-pass-123"}),
+    ("/api/v1/auth/login/wechat", {"code": "wx-code"}),
+    ("/api/v1/me/phone", {"phone": "13800000001", "code": "000000", "wechat_code": "wx-code"}),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), SITE_LOGINS)
+def test_login_tries_from_many_slash_64s_of_one_ipv6_site_stop_at_the_sites_cap(  # type: ignore[no-untyped-def]
+        settings: GatewaySettings, clients, bearer, path: str, body: dict[str, str]) -> None:
+    client = create_app(dataclasses.replace(settings, rate_limit_scale=0.1), clients).test_client()  # /64: 3, /48: 15
+    statuses = [client.post(path, json=body | ({"phone": f"1380000{n:02d}{k:02d}"} if "phone" in body else {}),
+                            headers=bearer(), environ_base={"REMOTE_ADDR": f"2001:db8:0:{n:x}::1"}).status_code
+                for n in range(10) for k in range(3)]  # a phone of its own each: only the address limits apply
+    other_site = client.post(path, json=body, headers=bearer(), environ_base={"REMOTE_ADDR": "2001:db8:1::1"})
+
+    assert (len(statuses) - statuses.count(429), other_site.status_code != 429) == (15, True)

@@ -247,3 +247,36 @@ def test_the_101st_upload_of_one_shopper_in_a_day_is_refused_from_any_address_an
 
     assert (mine.count(201), mine[-1], theirs.status_code) == (100, 429, 201)
     assert len(storage.saved) == 101  # the refused one stored nothing
+
+
+def test_many_shoppers_uploading_from_one_address_stop_at_its_daily_cap(
+        settings: GatewaySettings, clients: FakeServices, bearer: Callable[..., dict[str, str]],
+        frozen_clock) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(replace(settings, rate_limit_scale=0.1), clients)  # a tenth: 3 a minute, 30 a day per address
+    app.extensions["media_storage"] = MemoryStorage()
+    client, png = app.test_client(), image_bytes(size=(2, 2))
+    statuses = []
+    for minute in range(15):  # 3 a minute, under the per-minute limit, each from another shopper
+        frozen_clock.now += 60
+        statuses += [post(client, bearer(user_id=1000 + minute * 3 + n), png).status_code for n in range(3)]
+
+    assert (statuses.count(201), statuses[-1]) == (30, 429)
+
+
+def test_an_ipv6_site_is_capped_a_day_however_many_slash_64s_it_uses(
+        settings: GatewaySettings, clients: FakeServices, bearer: Callable[..., dict[str, str]],
+        frozen_clock) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(replace(settings, rate_limit_scale=0.1), clients)  # a tenth: 15 a minute, 150 a day per /48
+    app.extensions["media_storage"] = MemoryStorage()
+    client, png = app.test_client(), image_bytes(size=(2, 2))
+    statuses = []
+    for minute in range(12):
+        frozen_clock.now += 60
+        statuses += [client.post(UPLOADS, data={"file": (io.BytesIO(png), "p.png")}, content_type="multipart/form-data",
+                                 headers=bearer(user_id=minute * 100 + n),
+                                 environ_base={"REMOTE_ADDR": f"2001:db8:0:{minute * 100 + n:x}::1"}).status_code
+                     for n in range(15)]
+    other_site = client.post(UPLOADS, data={"file": (io.BytesIO(png), "p.png")}, content_type="multipart/form-data",
+                             headers=bearer(user_id=9999), environ_base={"REMOTE_ADDR": "2001:db8:1::1"})
+
+    assert (statuses.count(201), statuses[-1], other_site.status_code) == (150, 429, 201)
