@@ -201,9 +201,9 @@ class WithdrawalRequest(Body):
     amount_fen: int = judged_by_member(
         formats.WITHDRAWAL_MIN_FEN, formats.WITHDRAWAL_MAX_PER_DAY_FEN,
         f"at least {formats.WITHDRAWAL_MIN_FEN} fen (400 WITHDRAWAL_TOO_SMALL); at most {formats.WITHDRAWAL_MAX_FEN} "
-        f"fen at once (422 WITHDRAWAL_TOO_LARGE); at most {formats.WITHDRAWAL_MAX_PER_DAY_FEN} fen a UTC day, this one "
-        f"included (422 WITHDRAWAL_DAILY_LIMIT). From {formats.TRANSFER_NAMED_FROM_FEN} fen the WeChat transfer names "
-        "the payee: the shopper's verified real name (without one, finance's approval answers 422 PAYOUT_FAILED and "
+        f"fen at once (422 WITHDRAWAL_TOO_LARGE); at most {formats.WITHDRAWAL_MAX_PER_DAY_FEN} fen a shop day (from "
+        "00:00 in Shanghai, 16:00 UTC), this one included (422 WITHDRAWAL_DAILY_LIMIT). From "
+        f"{formats.TRANSFER_NAMED_FROM_FEN} fen the WeChat transfer names the payee: the shopper's verified real name (without one, finance's approval answers 422 PAYOUT_FAILED and "
         "the withdrawal stays under review, nothing sent)")
 
 

@@ -690,8 +690,8 @@ def template_not_approved() -> DomainError:
 
 
 # ---------------------------------------------------------------- withdrawals (M5)
-# Their bounds, WITHDRAWAL_MIN_FEN and WITHDRAWAL_MAX_PER_DAY_FEN, are in services/common/formats.py (documented
-# by the gateway).
+# Their bounds, WITHDRAWAL_MIN_FEN and WITHDRAWAL_MAX_PER_DAY_FEN (a shop day's: formats.shop_day), are in
+# services/common/formats.py (documented by the gateway).
 
 
 class WithdrawalStatus(enum.StrEnum):
@@ -807,9 +807,9 @@ class Withdrawal:
             raise DomainError("WITHDRAWAL_TOO_LARGE", f"a withdrawal is at most {WITHDRAWAL_MAX_FEN} fen",
                               details={"max_fen": WITHDRAWAL_MAX_FEN})
         if requested_today_fen + amount_fen > WITHDRAWAL_MAX_PER_DAY_FEN:
-            raise DomainError("WITHDRAWAL_DAILY_LIMIT", f"at most {WITHDRAWAL_MAX_PER_DAY_FEN} fen a day may be "
-                              "withdrawn", details={"remaining_fen": max(0, WITHDRAWAL_MAX_PER_DAY_FEN
-                                                                         - requested_today_fen)})
+            raise DomainError("WITHDRAWAL_DAILY_LIMIT", f"at most {WITHDRAWAL_MAX_PER_DAY_FEN} fen a day (from "
+                              "midnight in Shanghai) may be withdrawn",
+                              details={"remaining_fen": max(0, WITHDRAWAL_MAX_PER_DAY_FEN - requested_today_fen)})
         return cls(withdrawal_no=new_number("W", now), user_id=user_id, amount_fen=amount_fen,
                    status=WithdrawalStatus.PENDING_REVIEW, created_at=now)
 

@@ -10,12 +10,12 @@ import json
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
-from services.common.formats import FULL_PRICE_BP
+from services.common.formats import FULL_PRICE_BP, shop_day, shop_day_start
 from services.common.idempotency import canonical
 from services.common.uow import K, PageAnswers, RoundBudget, each_page, each_sweep, is_outage, one_round_at_a_time
 from services.member import events, metrics
@@ -1254,9 +1254,9 @@ def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, 
             # What this reads (today's withdrawals, what each recharge has given them, the bonus) is read under the
             # wallet's locks, which a withdrawal given back holds until it commits: never its draws as still standing.
             wallet = uow.ledger.lock_wallet(user_id)
-            start_of_day = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
             withdrawal = Withdrawal.request(user_id=user_id, amount_fen=amount_fen, now=now,
-                                            requested_today_fen=uow.withdrawals.requested_since(user_id, start_of_day))
+                                            requested_today_fen=uow.withdrawals.requested_since(
+                                                user_id, shop_day_start(shop_day(now))))
             no = withdrawal.withdrawal_no
             draws = draw_principal(amount_fen, uow.withdrawals.recharge_lots(user_id))
             from_bonus, deducted = withdrawal.forfeit_bonus(draws, wallet[Account.BONUS])

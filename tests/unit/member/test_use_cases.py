@@ -389,6 +389,33 @@ def test_a_rejected_withdrawal_returns_the_amount_to_available(uow: FakeMemberUn
     assert balances(uow, ALICE) == (10_000, 0)
 
 
+# The withdrawal day is the shop's: Asia/Shanghai (UTC+8), 16:00 UTC to 16:00 UTC.
+
+def test_two_withdrawals_on_one_shanghai_day_share_its_limit(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 1_000_000)
+    service.request_withdrawal(uow, user_id=ALICE, amount_fen=500_000, idempotency_key="k1",
+                               now=datetime(2026, 12, 7, 23, 59, tzinfo=UTC))  # 07:59 on 12-08 in Shanghai
+
+    with pytest.raises(DomainError) as refused:
+        service.request_withdrawal(uow, user_id=ALICE, amount_fen=100, idempotency_key="k2",
+                                   now=datetime(2026, 12, 8, 0, 1, tzinfo=UTC))  # 08:01 on 12-08 in Shanghai
+
+    assert (refused.value.code, refused.value.details) == ("WITHDRAWAL_DAILY_LIMIT", {"remaining_fen": 0})
+    assert balances(uow, ALICE) == (500_000, 500_000)
+
+
+def test_the_next_shanghai_day_starts_at_1600_utc_with_its_whole_limit(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 1_000_000)
+    service.request_withdrawal(uow, user_id=ALICE, amount_fen=500_000, idempotency_key="k1",
+                               now=datetime(2026, 12, 8, 15, 59, tzinfo=UTC))  # 23:59 on 12-08 in Shanghai
+
+    next_day = service.request_withdrawal(uow, user_id=ALICE, amount_fen=500_000, idempotency_key="k2",
+                                          now=datetime(2026, 12, 8, 16, 0, tzinfo=UTC))  # 00:00 on 12-09
+
+    assert (next_day.status, balances(uow, ALICE)) == ("PENDING_REVIEW", (0, 1_000_000))
+
+
+
 # coupons
 
 def template(uow: FakeMemberUnitOfWork, **overrides: object) -> int:
