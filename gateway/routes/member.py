@@ -409,7 +409,9 @@ WX_TRANSFER_CONFIRM = ("Once finance approves it, the withdrawal is paid by a We
 @bp.post("/withdrawals")
 @operation(summary="Withdraw from my balance (held at once, paid after review)", tag="member",
            body=WithdrawalRequest, responses={201: MyWithdrawalOut}, idempotent=True,
-           description=f"The same key gives the same withdrawal. {WX_TRANSFER_CONFIRM}")
+           description=f"The same key gives the same withdrawal. 422 TOO_MANY_PENDING_WITHDRAWALS "
+                       f"(details.pending_withdrawals, details.limit) when the shopper already has "
+                       f"{formats.MAX_PENDING_WITHDRAWALS} awaiting review: nothing is held. {WX_TRANSFER_CONFIRM}")
 def request_withdrawal(body: WithdrawalRequest, idempotency_key: str) -> tuple[MyWithdrawalOut, int]:
     return MyWithdrawalOut.from_proto(service(MemberServiceStub).RequestWithdrawal(pb.RequestWithdrawalRequest(
         amount_fen=body.amount_fen, idempotency_key=idempotency_key))), 201
@@ -437,7 +439,9 @@ def my_withdrawal(withdrawal_id: int) -> MyWithdrawalOut:
            tag="member", body=RechargeRequest, responses={201: RechargeOut}, idempotent=True,
            description="The same key and body give the first recharge again (its status now, the payment "
                        "parameters first given), the same key with another body is a 409. A channel that refuses "
-                       "stores no recharge.")
+                       "stores no recharge. 422 TOO_MANY_PENDING_RECHARGES (details.pending_recharges, "
+                       f"details.limit) when the shopper already has {formats.MAX_PENDING_RECHARGES} awaiting "
+                       "payment: pay one, or wait until one expires (minutes after its pay_deadline).")
 def create_recharge(body: RechargeRequest, idempotency_key: str) -> tuple[RechargeOut, int]:
     return RechargeOut.from_proto(service(MemberServiceStub).CreateRecharge(pb.CreateRechargeRequest(
         amount_fen=body.amount_fen, channel=body.channel, idempotency_key=idempotency_key))), 201

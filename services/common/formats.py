@@ -78,6 +78,11 @@ RECHARGE_MIN_FEN, RECHARGE_MAX_FEN = 100, 5_000_000     # 1 to 50,000 yuan
 WITHDRAWAL_MIN_FEN = 100                                # 1 yuan
 WITHDRAWAL_MAX_PER_DAY_FEN = 500_000                    # 5,000 yuan per shopper per shop day (rejected not counted)
 WITHDRAWAL_MAX_FEN = WITHDRAWAL_MAX_PER_DAY_FEN         # a single withdrawal at most: a day's
+# A shopper may keep at most this many recharges awaiting payment (each asked about at its channel every minute until
+# it ends) and withdrawals awaiting finance's review: another is refused, 422 TOO_MANY_PENDING_RECHARGES /
+# TOO_MANY_PENDING_WITHDRAWALS, until one ends.
+MAX_PENDING_RECHARGES = 3
+MAX_PENDING_WITHDRAWALS = 3
 # A WeChat Pay merchant transfer from this amount (2,000 yuan) names its payee: their verified real name, encrypted
 # (services.common.wechatpay's `transfer`, user_name); a smaller one carries no name.
 TRANSFER_NAMED_FROM_FEN = 200_000

@@ -1246,7 +1246,9 @@ def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, 
                        now: datetime | None = None) -> Withdrawal:
     """Ask to withdraw `amount_fen`: it moves from available to pending at once, for finance to review, and
     forfeits the bonus of the recharges it draws on (domain.draw_principal): from the bonus credit as far as
-    it is unspent, the rest kept from the transfer. One withdrawal per idempotency key."""
+    it is unspent, the rest kept from the transfer. One withdrawal per idempotency key. The daily maximum and the
+    cap on withdrawals awaiting review (`Withdrawal.request`) are read under the user's lock: two requests at once
+    never both take the day's last fen or the last place."""
     now = now or utcnow()
     with uow:
         def create() -> bytes:
@@ -1256,7 +1258,8 @@ def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, 
             wallet = uow.ledger.lock_wallet(user_id)
             withdrawal = Withdrawal.request(user_id=user_id, amount_fen=amount_fen, now=now,
                                             requested_today_fen=uow.withdrawals.requested_since(
-                                                user_id, shop_day_start(shop_day(now))))
+                                                user_id, shop_day_start(shop_day(now))),
+                                            pending_review=uow.withdrawals.count_pending_review(user_id))
             no = withdrawal.withdrawal_no
             draws = draw_principal(amount_fen, uow.withdrawals.recharge_lots(user_id))
             from_bonus, deducted = withdrawal.forfeit_bonus(draws, wallet[Account.BONUS])
@@ -1488,11 +1491,15 @@ def create_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, *, user_id: 
     The channel prepares the payment inside the transaction that stores the recharge and claims the key, as
     submitting an order reserves stock inside its own: a channel that refuses or does not answer (not configured,
     no WeChat bound, WeChat Pay down) leaves no recharge behind and the key free for a retry, and a request
-    racing the first with its key waits for it and answers its recharge."""
+    racing the first with its key waits for it and answers its recharge. The recharges the shopper has awaiting
+    payment are counted under the user's lock (`Recharge.create` refuses one past MAX_PENDING_RECHARGES): two
+    requests under other keys at once never both take the last place."""
     now = now or utcnow()
     with uow:
         def create() -> bytes:
-            recharge = Recharge.create(user_id=user_id, amount_fen=amount_fen, channel=channel, now=now)
+            uow.recharges.lock_user(user_id)
+            recharge = Recharge.create(user_id=user_id, amount_fen=amount_fen, channel=channel, now=now,
+                                       pending_recharges=uow.recharges.count_pending(user_id))
             uow.recharges.add(recharge)
             params = payment.prepare(channel=channel, out_trade_no=recharge.recharge_no, amount_fen=amount_fen,
                                      user_id=user_id, now=now, expires_at=recharge.pay_deadline)

@@ -358,6 +358,20 @@ def test_a_reused_recharge_key_is_a_409(client: FlaskClient, clients, bearer: Ca
     assert (response.status_code, response.get_json()["error"]["code"]) == (409, "IDEMPOTENCY_KEY_REUSED")
 
 
+def test_too_many_pending_recharges_is_a_422_with_how_many(client: FlaskClient, clients, bearer: Callable,
+                                                           rpc_error) -> None:
+    status, message, trailers = to_grpc(DomainError("TOO_MANY_PENDING_RECHARGES", "you have 3 recharges awaiting "
+                                                    "payment", details={"pending_recharges": 3, "limit": 3}))
+    clients.member.CreateRecharge.error = rpc_error(status, message, trailers)
+
+    response = client.post("/api/v1/member/recharges", json={"amount_fen": 50_000, "channel": "alipay"},
+                           headers={**bearer(), "Idempotency-Key": "tap-4"})
+
+    error = response.get_json()["error"]
+    assert (response.status_code, error["code"], error["details"]) == (
+        422, "TOO_MANY_PENDING_RECHARGES", {"pending_recharges": 3, "limit": 3})
+
+
 def test_a_shopper_polls_one_recharge_until_it_is_paid(client: FlaskClient, clients, bearer: Callable) -> None:
     clients.member.GetRecharge.reply = recharge(status="PAID", bonus_fen=5_000, paid_at=Timestamp(
         seconds=1_795_000_300), payment={"never": "shown"})
