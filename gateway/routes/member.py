@@ -12,6 +12,7 @@ from mall.member.v1.member_pb2_grpc import MemberServiceStub
 from pydantic import Field
 
 from gateway.api import Body, Id, Page, PageQuery, Reply, operation, service
+from gateway.ratelimit import Limit
 from services.common import formats
 
 bp = Blueprint("member", __name__, url_prefix="/api/v1/member")
@@ -434,9 +435,14 @@ def my_withdrawal(withdrawal_id: int) -> MyWithdrawalOut:
         withdrawal_id=withdrawal_id)))
 
 
+# A shopper starts a recharge or two at a time; more is a script making the channels sign and query payments for
+# nothing (the member service also caps the recharges awaiting payment one shopper has: MAX_PENDING_RECHARGES).
+RECHARGE_LIMITS = (Limit("user", 10, 60),)
+
+
 @bp.post("/recharges")
 @operation(summary="Start a recharge: the channel's payment parameters; credited on the verified notify",
-           tag="member", body=RechargeRequest, responses={201: RechargeOut}, idempotent=True,
+           tag="member", body=RechargeRequest, responses={201: RechargeOut}, idempotent=True, limits=RECHARGE_LIMITS,
            description="The same key and body give the first recharge again (its status now, the payment "
                        "parameters first given), the same key with another body is a 409. A channel that refuses "
                        "stores no recharge. 422 TOO_MANY_PENDING_RECHARGES (details.pending_recharges, "
