@@ -55,7 +55,6 @@ from services.analytics.domain import (
     RANGE_SETS,
     REGISTRATION,
     RETENTION_DAYS,
-    SHOP_ZONE,
     VIEWER,
     VISIT,
     VISITOR,
@@ -64,7 +63,6 @@ from services.analytics.domain import (
     last_seen,
     price_band,
     retained_counter,
-    shop_day,
 )
 from services.common import migrations
 from services.common.config import KafkaSettings
@@ -72,6 +70,7 @@ from services.common.consumer import EventConsumer
 from services.common.db import make_engine
 from services.common.devbroker import DevBroker, create_topics
 from services.common.events import TOPICS, encode, new_envelope, timestamp
+from services.common.formats import shop_day, shop_day_start
 from services.common.kafka import make_producer
 from services.common.outbox import processed_events
 
@@ -322,7 +321,7 @@ class SyntheticShop:
         """The day's raw event lines, counted-fact lines and distinct sets; counters and breakdowns accumulate."""
         self._day, self._count, self._raw, self._facts = day, count, [], []
         self._index = index
-        self._midnight = datetime.combine(day, datetime.min.time(), tzinfo=SHOP_ZONE).astimezone(UTC)
+        self._midnight = shop_day_start(day)
         self._members: dict[str, set[str]] = {kind: set() for kind in (VISITOR, VISIT, ACTIVE_USER, *FUNNEL)}
         rng, counters = self.rng, self.counters
         devices = rng.sample(range(self.visitors_per_day * 4), self.visitors_per_day)

@@ -12,6 +12,7 @@ from mall.member.v1.member_pb2_grpc import MemberServiceStub
 from pydantic import Field
 
 from gateway.api import Body, Id, Page, PageQuery, Reply, operation, service
+from gateway.ratelimit import Limit
 from services.common import formats
 
 bp = Blueprint("member", __name__, url_prefix="/api/v1/member")
@@ -201,9 +202,9 @@ class WithdrawalRequest(Body):
     amount_fen: int = judged_by_member(
         formats.WITHDRAWAL_MIN_FEN, formats.WITHDRAWAL_MAX_PER_DAY_FEN,
         f"at least {formats.WITHDRAWAL_MIN_FEN} fen (400 WITHDRAWAL_TOO_SMALL); at most {formats.WITHDRAWAL_MAX_FEN} "
-        f"fen at once (422 WITHDRAWAL_TOO_LARGE); at most {formats.WITHDRAWAL_MAX_PER_DAY_FEN} fen a UTC day, this one "
-        f"included (422 WITHDRAWAL_DAILY_LIMIT). From {formats.TRANSFER_NAMED_FROM_FEN} fen the WeChat transfer names "
-        "the payee: the shopper's verified real name (without one, finance's approval answers 422 PAYOUT_FAILED and "
+        f"fen at once (422 WITHDRAWAL_TOO_LARGE); at most {formats.WITHDRAWAL_MAX_PER_DAY_FEN} fen a shop day (from "
+        "00:00 in Shanghai, 16:00 UTC), this one included (422 WITHDRAWAL_DAILY_LIMIT). From "
+        f"{formats.TRANSFER_NAMED_FROM_FEN} fen the WeChat transfer names the payee: the shopper's verified real name (without one, finance's approval answers 422 PAYOUT_FAILED and "
         "the withdrawal stays under review, nothing sent)")
 
 
@@ -409,7 +410,9 @@ WX_TRANSFER_CONFIRM = ("Once finance approves it, the withdrawal is paid by a We
 @bp.post("/withdrawals")
 @operation(summary="Withdraw from my balance (held at once, paid after review)", tag="member",
            body=WithdrawalRequest, responses={201: MyWithdrawalOut}, idempotent=True,
-           description=f"The same key gives the same withdrawal. {WX_TRANSFER_CONFIRM}")
+           description=f"The same key gives the same withdrawal. 422 TOO_MANY_PENDING_WITHDRAWALS "
+                       f"(details.pending_withdrawals, details.limit) when the shopper already has "
+                       f"{formats.MAX_PENDING_WITHDRAWALS} awaiting review: nothing is held. {WX_TRANSFER_CONFIRM}")
 def request_withdrawal(body: WithdrawalRequest, idempotency_key: str) -> tuple[MyWithdrawalOut, int]:
     return MyWithdrawalOut.from_proto(service(MemberServiceStub).RequestWithdrawal(pb.RequestWithdrawalRequest(
         amount_fen=body.amount_fen, idempotency_key=idempotency_key))), 201
@@ -432,12 +435,19 @@ def my_withdrawal(withdrawal_id: int) -> MyWithdrawalOut:
         withdrawal_id=withdrawal_id)))
 
 
+# A shopper starts a recharge or two at a time; more is a script making the channels sign and query payments for
+# nothing (the member service also caps the recharges awaiting payment one shopper has: MAX_PENDING_RECHARGES).
+RECHARGE_LIMITS = (Limit("user", 10, 60),)
+
+
 @bp.post("/recharges")
 @operation(summary="Start a recharge: the channel's payment parameters; credited on the verified notify",
-           tag="member", body=RechargeRequest, responses={201: RechargeOut}, idempotent=True,
+           tag="member", body=RechargeRequest, responses={201: RechargeOut}, idempotent=True, limits=RECHARGE_LIMITS,
            description="The same key and body give the first recharge again (its status now, the payment "
                        "parameters first given), the same key with another body is a 409. A channel that refuses "
-                       "stores no recharge.")
+                       "stores no recharge. 422 TOO_MANY_PENDING_RECHARGES (details.pending_recharges, "
+                       f"details.limit) when the shopper already has {formats.MAX_PENDING_RECHARGES} awaiting "
+                       "payment: pay one, or wait until one expires (minutes after its pay_deadline).")
 def create_recharge(body: RechargeRequest, idempotency_key: str) -> tuple[RechargeOut, int]:
     return RechargeOut.from_proto(service(MemberServiceStub).CreateRecharge(pb.CreateRechargeRequest(
         amount_fen=body.amount_fen, channel=body.channel, idempotency_key=idempotency_key))), 201

@@ -43,11 +43,11 @@ from services.analytics.domain import (
     SoldLine,
     active,
     sales_breakdowns,
-    shop_day,
 )
 from services.analytics.uow import AnalyticsUnitOfWork
 from services.common.consumer import Handler
 from services.common.events import InvalidEvent, datetime_of
+from services.common.formats import shop_day  # every statistic is kept per shop day
 
 
 def when(stamp: Timestamp, envelope: EventEnvelope) -> datetime:

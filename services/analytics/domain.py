@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from services.common.errors import InvalidInput
 
-SHOP_ZONE = ZoneInfo("Asia/Shanghai")
 MAX_PERIOD_DAYS = 366
 # Report days the shop can have data for (and date arithmetic stays far from date.min / date.max).
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
@@ -23,11 +21,6 @@ CLIENT_TIME_MAX_AHEAD = timedelta(minutes=5)
 
 # Price bands of a line's unit price, lower bounds in fen (¥0-50, 50-100, 100-200, 200-500, 500-1000, 1000+).
 PRICE_BANDS_FEN = (0, 5_000, 10_000, 20_000, 50_000, 100_000)
-
-
-def shop_day(moment: datetime) -> date:
-    """The Asia/Shanghai calendar day of an aware moment: every statistic is kept per shop day."""
-    return moment.astimezone(SHOP_ZONE).date()
 
 
 def plausible_view_time(client_ts: datetime | None, received_at: datetime) -> datetime:

@@ -37,7 +37,6 @@ from services.analytics.domain import (
     regions,
     retained_counter,
     sets_of,
-    shop_day,
     union_neighbours,
 )
 from services.analytics.uow import AnalyticsUnitOfWork, RollupRepository
@@ -45,7 +44,7 @@ from services.common import formats
 from services.common.db import utcnow
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
-from services.common.formats import MAX_PAGE_VIEWS_PER_BATCH
+from services.common.formats import MAX_PAGE_VIEWS_PER_BATCH, shop_day
 from services.common.logs import mask_pii
 
 DEFAULT_TOP_PRODUCTS = 10

@@ -7,6 +7,8 @@ with the same patterns (full matches: a trailing newline is not a phone number).
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
 
 ORDER_NO = r"[0-9A-Za-z]{1,32}"       # an order number as searched by staff: never free text (no NUL, no quotes)
 # A recharge, refund or withdrawal number in a path (R2026..., RF2026..., LATE<out_trade_no>): what WeChat Pay allows of
@@ -74,8 +76,13 @@ SPEC_KEY_MAX = 2 + MAX_SPECS * (2 * SPEC_NAME_MAX + 2 * SPEC_VALUE_MAX + 5) + MA
 # POST /member/recharges and POST /member/withdrawals.
 RECHARGE_MIN_FEN, RECHARGE_MAX_FEN = 100, 5_000_000     # 1 to 50,000 yuan
 WITHDRAWAL_MIN_FEN = 100                                # 1 yuan
-WITHDRAWAL_MAX_PER_DAY_FEN = 500_000                    # 5,000 yuan per shopper per UTC day (rejected ones not counted)
+WITHDRAWAL_MAX_PER_DAY_FEN = 500_000                    # 5,000 yuan per shopper per shop day (rejected not counted)
 WITHDRAWAL_MAX_FEN = WITHDRAWAL_MAX_PER_DAY_FEN         # a single withdrawal at most: a day's
+# A shopper may keep at most this many recharges awaiting payment (each asked about at its channel every minute until
+# it ends) and withdrawals awaiting finance's review: another is refused, 422 TOO_MANY_PENDING_RECHARGES /
+# TOO_MANY_PENDING_WITHDRAWALS, until one ends.
+MAX_PENDING_RECHARGES = 3
+MAX_PENDING_WITHDRAWALS = 3
 # A WeChat Pay merchant transfer from this amount (2,000 yuan) names its payee: their verified real name, encrypted
 # (services.common.wechatpay's `transfer`, user_name); a smaller one carries no name.
 TRANSFER_NAMED_FROM_FEN = 200_000
@@ -86,6 +93,21 @@ FULL_PRICE_BP = 10_000
 MAX_REVIEW_IMAGES = 9                # a review's images
 REVIEW_CONTENT_MAX = 500             # a review's text, in characters
 SHOPPER_REASON_MAX = 200             # what staff write for the shopper of an after-sales decision (characters)
+
+# The shop's day, by which analytics keeps its statistics and a shopper's withdrawals are limited: the Asia/Shanghai
+# calendar day (UTC+8, no daylight saving), 16:00 UTC to 16:00 UTC.
+SHOP_ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def shop_day(moment: datetime) -> date:
+    """The Asia/Shanghai calendar day of an aware moment."""
+    return moment.astimezone(SHOP_ZONE).date()
+
+
+def shop_day_start(day: date) -> datetime:
+    """When the shop day `day` begins, in UTC (its midnight in Shanghai)."""
+    return datetime.combine(day, time(0), tzinfo=SHOP_ZONE).astimezone(UTC)
+
 
 PHONE_PATTERN = re.compile(PHONE)
 CONTROL_CHARACTER_PATTERN = re.compile(CONTROL_CHARACTER)

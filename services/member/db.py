@@ -763,6 +763,12 @@ class SqlWithdrawalRepository:
             withdrawals.c.status.not_in((WithdrawalStatus.REJECTED.value, WithdrawalStatus.FAILED.value)))
         ).scalar_one()
 
+    def count_pending_review(self, user_id: int) -> int:
+        # Under ix_withdrawals_user_created: the shopper's own withdrawals, a few rows.
+        return self.session.execute(select(func.count()).select_from(withdrawals).where(
+            withdrawals.c.user_id == user_id, withdrawals.c.status == WithdrawalStatus.PENDING_REVIEW.value)
+        ).scalar_one()
+
 
     def kept_for_spent_bonus(self, user_id: int) -> int:
         self.session.flush()  # a withdrawal this transaction has just marked PAID counts, whatever ran before
@@ -781,6 +787,14 @@ class SqlRechargeRepository:
     def by_no(self, recharge_no: str, *, lock: bool = False) -> Recharge | None:
         return self.session.execute(_locked(select(Recharge).where(recharges.c.recharge_no == recharge_no),
                                             lock)).scalar_one_or_none()
+
+    def lock_user(self, user_id: int) -> None:
+        serialize_on(self.session, f"recharges:{user_id}")
+
+    def count_pending(self, user_id: int) -> int:
+        # Under ix_recharges_user_id: the shopper's own recharges, a few rows.
+        return self.session.execute(select(func.count()).select_from(recharges).where(
+            recharges.c.user_id == user_id, recharges.c.status == RechargeStatus.PENDING.value)).scalar_one()
 
     def of_user(self, user_id: int, status: str, offset: int, limit: int) -> tuple[list[Recharge], int]:
         where = [recharges.c.user_id == user_id, *([recharges.c.status == status] if status else [])]

@@ -14,6 +14,8 @@ from typing import NamedTuple
 from services.common.auth import refuse_own
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.common.formats import (
+    MAX_PENDING_RECHARGES,
+    MAX_PENDING_WITHDRAWALS,
     RECHARGE_MAX_FEN,
     RECHARGE_MIN_FEN,
     WITHDRAWAL_MAX_FEN,
@@ -690,8 +692,8 @@ def template_not_approved() -> DomainError:
 
 
 # ---------------------------------------------------------------- withdrawals (M5)
-# Their bounds, WITHDRAWAL_MIN_FEN and WITHDRAWAL_MAX_PER_DAY_FEN, are in services/common/formats.py (documented
-# by the gateway).
+# Their bounds, WITHDRAWAL_MIN_FEN, WITHDRAWAL_MAX_PER_DAY_FEN (a shop day's: formats.shop_day) and
+# MAX_PENDING_WITHDRAWALS, are in services/common/formats.py (documented by the gateway).
 
 
 class WithdrawalStatus(enum.StrEnum):
@@ -799,7 +801,11 @@ class Withdrawal:
         return from_bonus, self.deducted_fen
 
     @classmethod
-    def request(cls, *, user_id: int, amount_fen: int, requested_today_fen: int, now: datetime) -> Withdrawal:
+    def request(cls, *, user_id: int, amount_fen: int, requested_today_fen: int, pending_review: int,
+                now: datetime) -> Withdrawal:
+        """A withdrawal under review, unless its amount is out of bounds, the shop day's withdrawals
+        (`requested_today_fen` asked for since its start, not given back) would pass the daily maximum, or the shopper
+        already has MAX_PENDING_WITHDRAWALS awaiting review (`pending_review`): finance reviews each by hand."""
         if amount_fen < WITHDRAWAL_MIN_FEN:
             raise InvalidInput("WITHDRAWAL_TOO_SMALL", f"a withdrawal is at least {WITHDRAWAL_MIN_FEN} fen",
                                details={"amount_fen": f"at least {WITHDRAWAL_MIN_FEN}"})
@@ -807,9 +813,13 @@ class Withdrawal:
             raise DomainError("WITHDRAWAL_TOO_LARGE", f"a withdrawal is at most {WITHDRAWAL_MAX_FEN} fen",
                               details={"max_fen": WITHDRAWAL_MAX_FEN})
         if requested_today_fen + amount_fen > WITHDRAWAL_MAX_PER_DAY_FEN:
-            raise DomainError("WITHDRAWAL_DAILY_LIMIT", f"at most {WITHDRAWAL_MAX_PER_DAY_FEN} fen a day may be "
-                              "withdrawn", details={"remaining_fen": max(0, WITHDRAWAL_MAX_PER_DAY_FEN
-                                                                         - requested_today_fen)})
+            raise DomainError("WITHDRAWAL_DAILY_LIMIT", f"at most {WITHDRAWAL_MAX_PER_DAY_FEN} fen a day (from "
+                              "midnight in Shanghai) may be withdrawn",
+                              details={"remaining_fen": max(0, WITHDRAWAL_MAX_PER_DAY_FEN - requested_today_fen)})
+        if pending_review >= MAX_PENDING_WITHDRAWALS:
+            raise DomainError("TOO_MANY_PENDING_WITHDRAWALS", f"you have {pending_review} withdrawals awaiting review: "
+                              "wait for one to be decided", details={"pending_withdrawals": pending_review,
+                                                                     "limit": MAX_PENDING_WITHDRAWALS})
         return cls(withdrawal_no=new_number("W", now), user_id=user_id, amount_fen=amount_fen,
                    status=WithdrawalStatus.PENDING_REVIEW, created_at=now)
 
@@ -896,13 +906,21 @@ class Recharge:
     id: int | None = None
 
     @classmethod
-    def create(cls, *, user_id: int, amount_fen: int, channel: str, now: datetime) -> Recharge:
+    def create(cls, *, user_id: int, amount_fen: int, channel: str, pending_recharges: int,
+               now: datetime) -> Recharge:
+        """A recharge awaiting payment, unless its channel or amount is invalid or the shopper already has
+        MAX_PENDING_RECHARGES awaiting payment (`pending_recharges`): each is asked about at its channel every
+        reconciliation run until it ends, and preparing one costs an attacker nothing."""
         if channel not in RECHARGE_CHANNELS:
             raise InvalidInput("CHANNEL_INVALID", f"channel must be one of {', '.join(RECHARGE_CHANNELS)}",
                                details={"channel": "invalid"})
         if not RECHARGE_MIN_FEN <= amount_fen <= RECHARGE_MAX_FEN:
             raise InvalidInput("AMOUNT_INVALID", f"a recharge is {RECHARGE_MIN_FEN}-{RECHARGE_MAX_FEN} fen",
                                details={"amount_fen": "out of range"})
+        if pending_recharges >= MAX_PENDING_RECHARGES:
+            raise DomainError("TOO_MANY_PENDING_RECHARGES", f"you have {pending_recharges} recharges awaiting payment: "
+                              "pay one, or wait for it to expire", details={"pending_recharges": pending_recharges,
+                                                                            "limit": MAX_PENDING_RECHARGES})
         return cls(recharge_no=new_number("R", now), user_id=user_id, amount_fen=amount_fen, channel=channel,
                    status=RechargeStatus.PENDING, created_at=now)
 

@@ -10,12 +10,12 @@ import json
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
-from services.common.formats import FULL_PRICE_BP
+from services.common.formats import FULL_PRICE_BP, shop_day, shop_day_start
 from services.common.idempotency import canonical
 from services.common.uow import K, PageAnswers, RoundBudget, each_page, each_sweep, is_outage, one_round_at_a_time
 from services.member import events, metrics
@@ -1246,7 +1246,9 @@ def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, 
                        now: datetime | None = None) -> Withdrawal:
     """Ask to withdraw `amount_fen`: it moves from available to pending at once, for finance to review, and
     forfeits the bonus of the recharges it draws on (domain.draw_principal): from the bonus credit as far as
-    it is unspent, the rest kept from the transfer. One withdrawal per idempotency key."""
+    it is unspent, the rest kept from the transfer. One withdrawal per idempotency key. The daily maximum and the
+    cap on withdrawals awaiting review (`Withdrawal.request`) are read under the user's lock: two requests at once
+    never both take the day's last fen or the last place."""
     now = now or utcnow()
     with uow:
         def create() -> bytes:
@@ -1254,9 +1256,10 @@ def request_withdrawal(uow: MemberUnitOfWork, *, user_id: int, amount_fen: int, 
             # What this reads (today's withdrawals, what each recharge has given them, the bonus) is read under the
             # wallet's locks, which a withdrawal given back holds until it commits: never its draws as still standing.
             wallet = uow.ledger.lock_wallet(user_id)
-            start_of_day = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
             withdrawal = Withdrawal.request(user_id=user_id, amount_fen=amount_fen, now=now,
-                                            requested_today_fen=uow.withdrawals.requested_since(user_id, start_of_day))
+                                            requested_today_fen=uow.withdrawals.requested_since(
+                                                user_id, shop_day_start(shop_day(now))),
+                                            pending_review=uow.withdrawals.count_pending_review(user_id))
             no = withdrawal.withdrawal_no
             draws = draw_principal(amount_fen, uow.withdrawals.recharge_lots(user_id))
             from_bonus, deducted = withdrawal.forfeit_bonus(draws, wallet[Account.BONUS])
@@ -1488,11 +1491,15 @@ def create_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, *, user_id: 
     The channel prepares the payment inside the transaction that stores the recharge and claims the key, as
     submitting an order reserves stock inside its own: a channel that refuses or does not answer (not configured,
     no WeChat bound, WeChat Pay down) leaves no recharge behind and the key free for a retry, and a request
-    racing the first with its key waits for it and answers its recharge."""
+    racing the first with its key waits for it and answers its recharge. The recharges the shopper has awaiting
+    payment are counted under the user's lock (`Recharge.create` refuses one past MAX_PENDING_RECHARGES): two
+    requests under other keys at once never both take the last place."""
     now = now or utcnow()
     with uow:
         def create() -> bytes:
-            recharge = Recharge.create(user_id=user_id, amount_fen=amount_fen, channel=channel, now=now)
+            uow.recharges.lock_user(user_id)
+            recharge = Recharge.create(user_id=user_id, amount_fen=amount_fen, channel=channel, now=now,
+                                       pending_recharges=uow.recharges.count_pending(user_id))
             uow.recharges.add(recharge)
             params = payment.prepare(channel=channel, out_trade_no=recharge.recharge_no, amount_fen=amount_fen,
                                      user_id=user_id, now=now, expires_at=recharge.pay_deadline)

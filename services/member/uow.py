@@ -184,7 +184,8 @@ class WithdrawalRepository(Protocol):
         """The user's withdrawals, newest first, and how many there are."""
 
     def lock_user(self, user_id: int) -> None:
-        """Serialise one user's withdrawal requests until the transaction ends (daily maximum)."""
+        """Serialise one user's withdrawal requests until the transaction ends (daily maximum, the cap on those
+        awaiting review)."""
 
     def paying(self, decided_before: datetime, after_id: int, limit: int) -> list[int]:
         """Ids of PAYING withdrawals approved before `decided_before` with an id above `after_id`, by id."""
@@ -197,6 +198,9 @@ class WithdrawalRepository(Protocol):
 
     def requested_since(self, user_id: int, since: datetime) -> int:
         """Fen requested since `since`, rejected withdrawals excluded."""
+
+    def count_pending_review(self, user_id: int) -> int:
+        """How many of the user's withdrawals await finance's review (PENDING_REVIEW)."""
 
     def kept_for_spent_bonus(self, user_id: int) -> int:
         """Fen the user's PAID withdrawals kept from their transfers for bonus already spent (`deducted_fen`)."""
@@ -212,6 +216,12 @@ class RechargeRepository(Protocol):
     def add(self, recharge: Recharge) -> None: ...
 
     def by_no(self, recharge_no: str, *, lock: bool = False) -> Recharge | None: ...
+
+    def lock_user(self, user_id: int) -> None:
+        """Serialise one user's new recharges until the transaction ends (the cap on those awaiting payment)."""
+
+    def count_pending(self, user_id: int) -> int:
+        """How many of the user's recharges await payment (PENDING)."""
 
     def of_user(self, user_id: int, status: str, offset: int, limit: int) -> tuple[list[Recharge], int]:
         """The user's recharges in `status` ("" = any), newest first, and how many there are."""

@@ -133,7 +133,8 @@ def test_a_withdrawal_past_the_daily_limit_is_refused_with_the_exact_amount_left
                                metadata=metadata, timeout=30)
 
     assert from_grpc(raised.value) == (grpc.StatusCode.FAILED_PRECONDITION, "WITHDRAWAL_DAILY_LIMIT",
-                                       "at most 500000 fen a day may be withdrawn", {"remaining_fen": 190_000})
+                                       "at most 500000 fen a day (from midnight in Shanghai) may be withdrawn",
+                                       {"remaining_fen": 190_000})
     assert wallet(uow, ALICE) == (290_000, 310_000)
 
 

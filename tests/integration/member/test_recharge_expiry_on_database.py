@@ -86,10 +86,11 @@ def test_a_recharge_another_transaction_holds_is_skipped_not_waited_for_and_expi
 
 
 def test_replicas_expiring_at_once_handle_each_recharge_once(shopper: Shopper, engine: Engine) -> None:
-    for channel in CHANNELS * 2:
-        shopper.recharge(channel, 10_000)  # never paid
-        _, payment = shopper.recharge(channel, 30_000)
-        shopper.pay_and_lose_notify(channel, payment)
+    shoppers = [shopper.another(shopper.user_id + n) for n in range(4)]
+    for each, channel in zip(shoppers, CHANNELS * 2, strict=True):
+        each.recharge(channel, 10_000)  # never paid
+        _, payment = each.recharge(channel, 30_000)
+        each.pay_and_lose_notify(channel, payment)
     barrier, expired = threading.Barrier(4), []
 
     def replica() -> None:
@@ -102,7 +103,7 @@ def test_replicas_expiring_at_once_handle_each_recharge_once(shopper: Shopper, e
     for thread in threads:
         thread.join()
 
-    assert (sum(expired), shopper.state()) == (4, (120_000, 0, 4))
+    assert (sum(expired), [each.state() for each in shoppers]) == (4, [(30_000, 0, 1)] * 4)
     assert sorted(statuses(engine)) == [(10_000, "EXPIRED")] * 4 + [(30_000, "PAID")] * 4
 
 

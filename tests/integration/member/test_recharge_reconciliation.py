@@ -5,6 +5,7 @@ over the same recharges credit each once."""
 
 from __future__ import annotations
 
+import copy
 import threading
 import uuid
 from collections.abc import Callable
@@ -46,6 +47,12 @@ class Shopper:
     def __init__(self, uow: Callable[[], SqlMemberUnitOfWork], channels: RechargeChannels,
                  simulator: RunningSimulator, engine: Engine, user_id: int) -> None:
         self.uow, self.channels, self.sim, self.engine, self.user_id = uow, channels, simulator.client, engine, user_id
+
+    def another(self, user_id: int) -> Shopper:
+        """Another user paying the same way (a shopper keeps MAX_PENDING_RECHARGES awaiting payment at most)."""
+        twin = copy.copy(self)
+        twin.user_id = user_id
+        return twin
 
     def recharge(self, channel: str, amount_fen: int) -> tuple[str, dict[str, str]]:
         recharge, payment = service.create_recharge(self.uow(), self.channels, user_id=self.user_id,
@@ -133,8 +140,9 @@ def test_an_unpaid_recharge_stays_pending_and_is_asked_about_again(shopper: Shop
 
 
 def test_replicas_reconciling_at_once_credit_each_recharge_once(shopper: Shopper) -> None:
-    for channel in CHANNELS * 3:
-        _, payment = shopper.recharge(channel, 10_000)
+    shoppers = [shopper, shopper.another(shopper.user_id + 1)]
+    for n, channel in enumerate(CHANNELS * 3):
+        _, payment = shoppers[n // 3].recharge(channel, 10_000)
         shopper.pay_and_lose_notify(channel, payment)
     barrier, credited = threading.Barrier(4), []
 
@@ -148,4 +156,4 @@ def test_replicas_reconciling_at_once_credit_each_recharge_once(shopper: Shopper
     for thread in threads:
         thread.join()
 
-    assert (sum(credited), shopper.state()) == (6, (60_000, 0, 6))
+    assert (sum(credited), [each.state() for each in shoppers]) == (6, [(30_000, 0, 3)] * 2)

@@ -358,6 +358,37 @@ def test_a_reused_recharge_key_is_a_409(client: FlaskClient, clients, bearer: Ca
     assert (response.status_code, response.get_json()["error"]["code"]) == (409, "IDEMPOTENCY_KEY_REUSED")
 
 
+def test_the_11th_recharge_of_one_shopper_within_a_minute_is_refused_and_other_shoppers_go_on(
+        client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.CreateRecharge.reply = recharge()
+
+    def start(user_id: int, n: int, ip: str = "203.0.113.7"):  # type: ignore[no-untyped-def]
+        return client.post("/api/v1/member/recharges", json={"amount_fen": 50_000, "channel": "alipay"},
+                           headers={**bearer(user_id=user_id), "Idempotency-Key": f"k-{user_id}-{n}"},
+                           environ_base={"REMOTE_ADDR": ip})
+
+    mine = [start(42, n, ip=f"198.51.100.{n}") for n in range(11)]  # from other addresses: counted per shopper
+    theirs = start(43, 0)
+
+    assert [r.status_code for r in mine] == [201] * 10 + [429]
+    assert (mine[-1].get_json()["error"]["code"], theirs.status_code) == ("RATE_LIMITED", 201)
+    assert len(clients.member.CreateRecharge.calls) == 11  # the refused one never reached the member service
+
+
+def test_too_many_pending_recharges_is_a_422_with_how_many(client: FlaskClient, clients, bearer: Callable,
+                                                           rpc_error) -> None:
+    status, message, trailers = to_grpc(DomainError("TOO_MANY_PENDING_RECHARGES", "you have 3 recharges awaiting "
+                                                    "payment", details={"pending_recharges": 3, "limit": 3}))
+    clients.member.CreateRecharge.error = rpc_error(status, message, trailers)
+
+    response = client.post("/api/v1/member/recharges", json={"amount_fen": 50_000, "channel": "alipay"},
+                           headers={**bearer(), "Idempotency-Key": "tap-4"})
+
+    error = response.get_json()["error"]
+    assert (response.status_code, error["code"], error["details"]) == (
+        422, "TOO_MANY_PENDING_RECHARGES", {"pending_recharges": 3, "limit": 3})
+
+
 def test_a_shopper_polls_one_recharge_until_it_is_paid(client: FlaskClient, clients, bearer: Callable) -> None:
     clients.member.GetRecharge.reply = recharge(status="PAID", bonus_fen=5_000, paid_at=Timestamp(
         seconds=1_795_000_300), payment={"never": "shown"})

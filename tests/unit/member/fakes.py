@@ -309,6 +309,10 @@ class FakeWithdrawalRepository:
         return sum(w.amount_fen for w in self.withdrawals.values() if w.user_id == user_id and w.created_at >= since
                    and w.status not in (WithdrawalStatus.REJECTED, WithdrawalStatus.FAILED))
 
+    def count_pending_review(self, user_id: int) -> int:
+        return sum(1 for w in self.withdrawals.values()
+                   if w.user_id == user_id and w.status == WithdrawalStatus.PENDING_REVIEW)
+
     def kept_for_spent_bonus(self, user_id: int) -> int:
         return sum(w.deducted_fen for w in self.withdrawals.values()
                    if w.user_id == user_id and w.status == WithdrawalStatus.PAID)
@@ -341,6 +345,12 @@ class FakeRechargeRepository:
 
     def by_no(self, recharge_no: str, *, lock: bool = False) -> Recharge | None:
         return self.recharges.get(recharge_no)
+
+    def lock_user(self, user_id: int) -> None:
+        pass  # one thread: nothing to serialise
+
+    def count_pending(self, user_id: int) -> int:
+        return sum(1 for r in self.recharges.values() if r.user_id == user_id and r.status == "PENDING")
 
     def of_user(self, user_id: int, status: str, offset: int, limit: int) -> tuple[list[Recharge], int]:
         found = [r for r in sorted(self.recharges.values(), key=lambda r: -(r.id or 0))

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, multiple, precondition, rule
 
 from services.common.errors import DomainError
+from services.common.formats import MAX_PENDING_WITHDRAWALS
 from services.member import service
 from services.member.channels import Payout, PayoutState, SimulatedPayment
 from services.member.domain import (
@@ -93,6 +94,7 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             # each user's paid recharges, newest first: principal, bonus, and what standing withdrawals drew of them
             self.lots: dict[int, list[dict[str, int]]] = {user: [] for user in USERS}
             self.large_withdrawals = 0
+            self.under_review = {user: 0 for user in USERS}  # withdrawals awaiting review: MAX_PENDING_WITHDRAWALS
             self.bonus_orders: list[tuple[int, str, int, int]] = []  # paid, then their bonus forfeited by withdrawals
             self.transfer_ends: dict[str, PayoutState] = {}  # how each transfer in flight ends, once decided
             self.months = 0  # how many times points were expired
@@ -182,12 +184,18 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
         def withdraw(self, user: int, amount: int) -> Withdrawn:
             key = f"k{next(self.numbers)}"
             model = self.model[user]
+            if self.under_review[user] >= MAX_PENDING_WITHDRAWALS:  # refused before the balance is looked at
+                self.refused(lambda: service.request_withdrawal(self.uow(), user_id=user, amount_fen=amount,
+                                                                idempotency_key=key, now=NOW),
+                             "TOO_MANY_PENDING_WITHDRAWALS")
+                return Withdrawn(user)
             if amount > model["available"]:
                 self.refused(lambda: service.request_withdrawal(self.uow(), user_id=user, amount_fen=amount,
                                                                 idempotency_key=key, now=NOW), "INSUFFICIENT_BALANCE")
                 return Withdrawn(user)
             withdrawal = service.request_withdrawal(self.uow(), user_id=user, amount_fen=amount,
                                                     idempotency_key=key, now=NOW)
+            self.under_review[user] += 1
             draws, left = [], amount  # the newest recharges first; each forfeits its bonus in proportion, rounded up
             for lot in self.lots[user]:
                 take = min(left, lot["principal"] - lot["drawn"])
@@ -212,6 +220,8 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             """Recharge 500 yuan (+50 of bonus), let the bonus pay an order, withdraw the 500: the bonus is forfeited,
             what was spent of it kept from the transfer (repaid); the order is left for `refund_a_bonus_order`.
             `recharge_again`: another 500 yuan (+50) while the withdrawal is under review, whose bonus stays bonus."""
+            if self.under_review[user] >= MAX_PENDING_WITHDRAWALS:  # no place for the withdrawal
+                return Withdrawn(user)
             self.large_withdrawals += 1
             if self.large_withdrawals > 4:  # with the small ones, under the daily maximum
                 return Withdrawn(user)
@@ -234,6 +244,8 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             both later, in any order. "refund first": the refund of all the bonus spent, then the two (the first's
             forfeit takes the refunded bonus, the second's keeps), and the first is rejected, before or after the second
             is paid: as if it had never been asked for, the refunded bonus ends as cash."""
+            if self.under_review[user] > MAX_PENDING_WITHDRAWALS - 2:  # no place for both withdrawals
+                return multiple()
             self.large_withdrawals += 1
             if self.large_withdrawals > 4:  # with the small ones, under the daily maximum
                 return multiple()
@@ -311,6 +323,7 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             """Finance decides; an approved transfer is paid at once, or stays in flight (or unanswered)."""
             if not withdrawal.id:
                 return withdrawal
+            self.under_review[withdrawal.user] -= 1  # approved (PAYING) or rejected: no longer awaiting review
             for _ in range(2):  # the same decision again changes nothing
                 decided = service.decide_withdrawal(self.uow(), ScriptedPayout(first, self.transfer_ends),
                                                     withdrawal_id=withdrawal.id, approve=approve, note="",

@@ -62,8 +62,8 @@ def channels(channel: AnsweringChannel) -> RechargeChannels:
 
 
 def recharge(uow: FakeMemberUnitOfWork, channels: RechargeChannels, amount_fen: int = 50_005, *,
-             channel: str = "alipay", now: datetime = NOW) -> str:
-    started, _ = service.create_recharge(uow, channels, user_id=ALICE, amount_fen=amount_fen, channel=channel,
+             channel: str = "alipay", now: datetime = NOW, user_id: int = ALICE) -> str:
+    started, _ = service.create_recharge(uow, channels, user_id=user_id, amount_fen=amount_fen, channel=channel,
                                          idempotency_key=f"k{len(uow.recharges.recharges)}", now=now)
     return started.recharge_no
 
@@ -153,7 +153,7 @@ def test_a_payment_reported_after_the_recharge_expired_still_credits_it_once(
 
 def test_overdue_recharges_beyond_one_batch_are_all_asked_about_page_after_page(
         uow: FakeMemberUnitOfWork, channels: RechargeChannels, channel: AnsweringChannel) -> None:
-    started = [recharge(uow, channels, 5_000 + n) for n in range(5)]
+    started = [recharge(uow, channels, 5_000 + n, user_id=ALICE + n) for n in range(5)]  # a shopper has 3 at most
 
     expired = service.expire_recharges(lambda: uow, channels, now=DEADLINE + timedelta(minutes=20),
                                        expire_seconds=900, batch=2)
@@ -163,7 +163,7 @@ def test_overdue_recharges_beyond_one_batch_are_all_asked_about_page_after_page(
 
 def test_pending_recharges_beyond_one_batch_are_all_reconciled_page_after_page(
         uow: FakeMemberUnitOfWork, channels: RechargeChannels, channel: AnsweringChannel) -> None:
-    started = [recharge(uow, channels, 5_000 + n) for n in range(5)]
+    started = [recharge(uow, channels, 5_000 + n, user_id=ALICE + n) for n in range(5)]  # a shopper has 3 at most
     for n, recharge_no in enumerate(started):
         channel.answers[recharge_no] = PaidNotice(out_trade_no=recharge_no, paid_fen=5_000 + n, txn_id=f"T{n}",
                                                   paid=True)
@@ -174,7 +174,7 @@ def test_pending_recharges_beyond_one_batch_are_all_reconciled_page_after_page(
 
 
 def test_only_a_pending_recharge_can_expire() -> None:
-    paid = Recharge.create(user_id=ALICE, amount_fen=5_000, channel="alipay", now=NOW)
+    paid = Recharge.create(user_id=ALICE, amount_fen=5_000, channel="alipay", pending_recharges=0, now=NOW)
     paid.mark_paid(paid_fen=5_000, channel_txn_id="T1", now=NOW)
 
     with pytest.raises(Conflict) as conflict:
@@ -205,7 +205,7 @@ def test_recharges_the_channel_gives_no_answer_about_past_the_grace_are_counted_
     first = recharge(uow, channels, 10_000)
     second = recharge(uow, channels, 20_000, now=NOW + timedelta(minutes=3))
     recharge(uow, channels, 30_000, now=NOW + timedelta(minutes=4))  # the channel never saw it: expires
-    recharge(uow, channels, 40_000, now=NOW + timedelta(minutes=10))  # not yet past its deadline and the grace
+    recharge(uow, channels, 40_000, now=NOW + timedelta(minutes=10), user_id=ALICE + 1)  # not yet past the grace
     channel.answers[first] = channel.answers[second] = None
 
     assert expire(uow, channels, DEADLINE + timedelta(minutes=20)) == 1

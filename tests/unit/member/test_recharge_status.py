@@ -142,3 +142,32 @@ def test_my_recharges_are_mine_newest_first_and_filtered_by_status(uow, channels
     assert ([r.recharge_no for r in every], total) == ([third, second], 3)
     assert ([r.recharge_no for r in pending], pending_total) == ([third, first], 2)
     assert unknown.value.code == "STATUS_INVALID"
+
+
+# A shopper's recharges awaiting payment: each is asked about at its channel every reconciliation run for 90 minutes.
+
+def test_a_shopper_with_three_recharges_awaiting_payment_is_refused_a_fourth_and_nothing_is_prepared(
+        uow, channels, channel) -> None:  # type: ignore[no-untyped-def]
+    started = [start(uow, channels, f"tap-{n}", now=NOW + timedelta(seconds=n))[0] for n in range(3)]
+
+    with pytest.raises(DomainError) as refused:
+        start(uow, channels, "tap-3", now=NOW + timedelta(seconds=3))
+
+    assert (refused.value.code, refused.value.kind, refused.value.details) == (
+        "TOO_MANY_PENDING_RECHARGES", ErrorKind.BUSINESS_RULE, {"pending_recharges": 3, "limit": 3})
+    assert (channel.prepared, len(uow.recharges.recharges)) == (started, 3)
+
+
+def test_a_paid_recharge_frees_its_place_and_a_replay_is_answered_at_the_limit(
+        uow, channels) -> None:  # type: ignore[no-untyped-def]
+    first, _ = start(uow, channels, "tap-0")
+    for n in (1, 2):
+        start(uow, channels, f"tap-{n}")
+
+    replayed, _ = start(uow, channels, "tap-0")
+    service.credit_recharge(uow, recharge_no=first, paid_fen=5_000, channel_txn_id="T1", now=NOW)
+    fourth, _ = start(uow, channels, "tap-3")
+    bobs, _ = start(uow, channels, "tap-0", user_id=BOB)
+
+    assert replayed == first
+    assert [uow.recharges.recharges[no].status for no in (fourth, bobs)] == ["PENDING", "PENDING"]

@@ -324,9 +324,11 @@ def test_a_withdrawal_refused_for_the_balance_leaves_no_withdrawal_and_no_draw_o
 
 def test_withdrawals_below_the_minimum_or_over_the_daily_maximum_are_refused(uow: FakeMemberUnitOfWork) -> None:
     fund(uow, ALICE, 1_000_000)
-    for key in ("k1a", "k1b"):
-        service.request_withdrawal(uow, user_id=ALICE, amount_fen=150_000, idempotency_key=key, now=NOW)
+    first = service.request_withdrawal(uow, user_id=ALICE, amount_fen=150_000, idempotency_key="k1a", now=NOW)
+    service.request_withdrawal(uow, user_id=ALICE, amount_fen=150_000, idempotency_key="k1b", now=NOW)
     service.request_withdrawal(uow, user_id=ALICE, amount_fen=100_000, idempotency_key="k1c", now=NOW)
+    service.decide_withdrawal(uow, SimulatedPayout(), withdrawal_id=first.id or 0, approve=True, note="",
+                              decided_by=9, now=NOW)  # paid: still counted in its day, no longer under review
 
     with pytest.raises(InvalidInput) as too_small:
         service.request_withdrawal(uow, user_id=ALICE, amount_fen=99, idempotency_key="k2", now=NOW)
@@ -387,6 +389,62 @@ def test_a_rejected_withdrawal_returns_the_amount_to_available(uow: FakeMemberUn
         service.decide_withdrawal(uow, SimulatedPayout(), withdrawal_id=withdrawal.id or 0, approve=True, note="",
                                   decided_by=9, now=NOW)
     assert balances(uow, ALICE) == (10_000, 0)
+
+
+def test_a_shopper_with_three_withdrawals_awaiting_review_is_refused_a_fourth_which_holds_nothing(
+        uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 10_000)
+    for key in ("k1", "k2", "k3"):
+        service.request_withdrawal(uow, user_id=ALICE, amount_fen=100, idempotency_key=key, now=NOW)
+
+    with pytest.raises(DomainError) as refused:
+        service.request_withdrawal(uow, user_id=ALICE, amount_fen=100, idempotency_key="k4", now=NOW)
+
+    assert (refused.value.code, refused.value.kind, refused.value.details) == (
+        "TOO_MANY_PENDING_WITHDRAWALS", ErrorKind.BUSINESS_RULE, {"pending_withdrawals": 3, "limit": 3})
+    assert (len(uow.withdrawals.withdrawals), balances(uow, ALICE)) == (3, (9_700, 300))
+
+
+def test_a_decided_withdrawal_frees_its_place_under_review_and_a_replay_is_answered_at_the_limit(
+        uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 10_000)
+    first = service.request_withdrawal(uow, user_id=ALICE, amount_fen=100, idempotency_key="k1", now=NOW)
+    for key in ("k2", "k3"):
+        service.request_withdrawal(uow, user_id=ALICE, amount_fen=100, idempotency_key=key, now=NOW)
+
+    replayed = service.request_withdrawal(uow, user_id=ALICE, amount_fen=100, idempotency_key="k1", now=NOW)
+    service.decide_withdrawal(uow, SimulatedPayout(), withdrawal_id=first.id or 0, approve=False, note="no",
+                              decided_by=9, now=NOW)
+    fourth = service.request_withdrawal(uow, user_id=ALICE, amount_fen=200, idempotency_key="k4", now=NOW)
+
+    assert (replayed.id, fourth.status) == (first.id, "PENDING_REVIEW")
+    assert balances(uow, ALICE) == (9_600, 400)
+
+
+# The withdrawal day is the shop's: Asia/Shanghai (UTC+8), 16:00 UTC to 16:00 UTC.
+
+def test_two_withdrawals_on_one_shanghai_day_share_its_limit(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 1_000_000)
+    service.request_withdrawal(uow, user_id=ALICE, amount_fen=500_000, idempotency_key="k1",
+                               now=datetime(2026, 12, 7, 23, 59, tzinfo=UTC))  # 07:59 on 12-08 in Shanghai
+
+    with pytest.raises(DomainError) as refused:
+        service.request_withdrawal(uow, user_id=ALICE, amount_fen=100, idempotency_key="k2",
+                                   now=datetime(2026, 12, 8, 0, 1, tzinfo=UTC))  # 08:01 on 12-08 in Shanghai
+
+    assert (refused.value.code, refused.value.details) == ("WITHDRAWAL_DAILY_LIMIT", {"remaining_fen": 0})
+    assert balances(uow, ALICE) == (500_000, 500_000)
+
+
+def test_the_next_shanghai_day_starts_at_1600_utc_with_its_whole_limit(uow: FakeMemberUnitOfWork) -> None:
+    fund(uow, ALICE, 1_000_000)
+    service.request_withdrawal(uow, user_id=ALICE, amount_fen=500_000, idempotency_key="k1",
+                               now=datetime(2026, 12, 8, 15, 59, tzinfo=UTC))  # 23:59 on 12-08 in Shanghai
+
+    next_day = service.request_withdrawal(uow, user_id=ALICE, amount_fen=500_000, idempotency_key="k2",
+                                          now=datetime(2026, 12, 8, 16, 0, tzinfo=UTC))  # 00:00 on 12-09
+
+    assert (next_day.status, balances(uow, ALICE)) == ("PENDING_REVIEW", (0, 1_000_000))
 
 
 # coupons
