@@ -141,7 +141,7 @@ def _ledger(url: str, count: int, users: int, threads: int) -> dict[str, Any]:
     with uow() as tx:
         balances_exact = all(tx.ledger.balance(user, Account.AVAILABLE) == credited[user] * (amount - price)
                              for user in credited)
-        _, mismatches = tx.ledger.check()
+        mismatches = tx.ledger.check().mismatches
         tx.commit()
     engine.dispose()
     return {**figures, "users": users, "threads": threads, "exact": balances_exact and not mismatches}
