@@ -239,6 +239,7 @@ withdrawals = Table(
     CheckConstraint("deducted_fen >= 0 AND deducted_fen <= bonus_forfeited_fen AND deducted_fen < amount_fen",
                     name="ck_withdrawals_deducted_within"),
     Index("ix_withdrawals_user_created", "user_id", "created_at"),
+    Index("ix_withdrawals_status_id", "status", "id"),  # finance's queue, the payout job (0019)
 )
 
 # The principal each withdrawal draws from each recharge and the bonus that forfeits (services.member.domain
