@@ -241,14 +241,16 @@ class IdentityOut(Reply):
 # shop's own daily budget caps them for all accounts together (many accounts, registered with SMS codes, would
 # otherwise each spend five), as GATEWAY_SMS_DAILY_BUDGET caps SMS codes. A check is held against the budget
 # when passed on (atomically: checks in flight together see each other) and given back when the user service
-# answered before asking the provider (a refused request, an account verified already, its five spent) or was not
-# reached. Any other answer (a match, a mismatch, a number taken, a timeout) may have been paid for, so it counts. While Redis
+# answered before asking the provider (by its code: a malformed name or number, an account verified already, its
+# five spent, no such user; UNCHECKED_CODES) or was not reached. Any other answer (a match, a mismatch, the
+# provider's own refusal of the name or number, a number taken, an account a concurrent check verified meanwhile:
+# `provider_checked`, a timeout) may have been paid for, so it counts. While Redis
 # is down the budget is counted in each gateway worker's memory, as the SMS budget is (so per worker), rather than
 # refusing: the user service's five a day per account still hold.
 IDENTITY_BUDGET_EXHAUSTED = "IDENTITY_DAILY_BUDGET_EXHAUSTED"
-UNCHECKED_CODES = frozenset({"IDENTITY_ALREADY_VERIFIED", "IDENTITY_CHECKS_EXHAUSTED"})
-UNCHECKED_STATUSES = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
-                                grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
+UNCHECKED_CODES = frozenset({"REAL_NAME_INVALID", "ID_NUMBER_INVALID", "IDENTITY_ALREADY_VERIFIED",
+                             "IDENTITY_CHECKS_EXHAUSTED", "USER_NOT_FOUND"})
+UNCHECKED_STATUSES = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
 
 
 def identity_budget(settings: GatewaySettings) -> Limit:
@@ -268,9 +270,10 @@ def _provider_not_asked(exc: Exception) -> bool:
         return True
     if not isinstance(exc, grpc.RpcError):
         return False
-    status, code, _, _ = from_grpc(exc)
-    return code in UNCHECKED_CODES or status in UNCHECKED_STATUSES or (status == grpc.StatusCode.UNAVAILABLE
-                                                                        and not code)  # the service is down
+    status, code, _, details = from_grpc(exc)
+    if code in UNCHECKED_CODES:
+        return not details.get("provider_checked")
+    return status in UNCHECKED_STATUSES or (status == grpc.StatusCode.UNAVAILABLE and not code)  # the service is down
 
 
 @bp.post("/identity")

@@ -934,13 +934,16 @@ def _valid_identity(real_name: str, id_number: str, today: date) -> tuple[str, s
     return checked[0], checked[1]
 
 
-def _check_not_verified(uow: UserUnitOfWork, user_id: int) -> None:
+def _check_not_verified(uow: UserUnitOfWork, user_id: int, *, provider_checked: bool = False) -> None:
+    """IDENTITY_ALREADY_VERIFIED; with `provider_checked` in its details when the provider was asked (and paid)
+    first: a concurrent check of the account verified it meanwhile (the gateway's daily budget counts that one)."""
     if uow.identities.for_user(user_id) is not None:
-        raise Conflict("IDENTITY_ALREADY_VERIFIED", "this account is already verified")
+        raise Conflict("IDENTITY_ALREADY_VERIFIED", "this account is already verified",
+                       details={"provider_checked": True} if provider_checked else None)
 
 
 def _check_identity_free(uow: UserUnitOfWork, user_id: int, fingerprint: str) -> None:
-    _check_not_verified(uow, user_id)
+    _check_not_verified(uow, user_id, provider_checked=True)
     if uow.identities.by_fingerprint(fingerprint) is not None:
         raise Conflict("ID_NUMBER_TAKEN", "this ID number is already verified by another account")
 

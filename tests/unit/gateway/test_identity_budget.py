@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from services.common.config import ConfigError
-from services.common.grpc_server import CODE_KEY
+from services.common.grpc_server import CODE_KEY, DETAILS_KEY
 from tests.fixtures.fake_services import FakeServices
 from tests.unit.gateway.test_rate_limit_store_down import UNREACHABLE_REDIS
 
@@ -63,12 +63,22 @@ def test_the_budget_has_room_again_once_the_days_oldest_check_is_a_day_old(verif
     assert verify(BUDGET).status_code == 200
 
 
-def test_mismatches_spend_the_budget_as_the_provider_was_paid(verify, clients: FakeServices, rpc_error) -> None:  # type: ignore[no-untyped-def]
-    clients.user.VerifyIdentity.error = rpc_error(grpc.StatusCode.FAILED_PRECONDITION, "mismatch",
-                                                  ((CODE_KEY, "IDENTITY_MISMATCH"),))
+@pytest.mark.parametrize(("status", "code", "details", "answered"), [
+    (grpc.StatusCode.FAILED_PRECONDITION, "IDENTITY_MISMATCH", None, 422),
+    # the provider's own refusal of the number or name (FaceID -2, -3), after it was paid
+    (grpc.StatusCode.INVALID_ARGUMENT, "IDENTITY_ID_NUMBER_INVALID", None, 400),
+    (grpc.StatusCode.INVALID_ARGUMENT, "IDENTITY_NAME_INVALID", None, 400),
+    # a concurrent check verified the account while the provider answered this one
+    (grpc.StatusCode.ABORTED, "IDENTITY_ALREADY_VERIFIED", '{"provider_checked": true}', 409),
+])
+def test_answers_after_the_provider_spend_the_budget_as_it_was_paid(verify, clients: FakeServices, rpc_error,  # type: ignore[no-untyped-def]
+                                                                     status: grpc.StatusCode, code: str,
+                                                                     details: str | None, answered: int) -> None:
+    trailers = ((CODE_KEY, code),) + (((DETAILS_KEY, details),) if details else ())
+    clients.user.VerifyIdentity.error = rpc_error(status, "refused", trailers)
     statuses = [verify(n).status_code for n in range(BUDGET + 1)]
 
-    assert statuses == [422] * BUDGET + [429]
+    assert statuses == [answered] * BUDGET + [429]
 
 
 @pytest.mark.parametrize(("status", "code"), [

@@ -239,6 +239,24 @@ def test_a_verified_account_cannot_verify_again(uow: FakeUserUnitOfWork) -> None
     assert (raised.value.code, len(uow.identities.verifications)) == ("IDENTITY_ALREADY_VERIFIED", 1)
 
 
+def test_an_account_a_concurrent_check_verified_while_the_provider_answered_says_the_provider_was_asked(
+        uow: FakeUserUnitOfWork) -> None:
+    """Refused before the provider, IDENTITY_ALREADY_VERIFIED carries nothing more (the gateway gives the shop's daily
+    budget back); after it, `provider_checked` (the check was paid for: it stays counted)."""
+    class VerifiedMeanwhile(Checker):
+        def check(self, real_name: str, id_number: str) -> bool:
+            verify(uow, number=OTHER_ID_NUMBER)  # the other check of this account, answered first
+            return super().check(real_name, id_number)
+
+    with pytest.raises(Conflict) as after:
+        verify(uow, VerifiedMeanwhile())
+    with pytest.raises(Conflict) as before:
+        verify(uow)
+
+    assert (after.value.code, after.value.details) == ("IDENTITY_ALREADY_VERIFIED", {"provider_checked": True})
+    assert (before.value.code, before.value.details) == ("IDENTITY_ALREADY_VERIFIED", {})
+
+
 def test_a_name_the_provider_does_not_match_is_refused_and_nothing_is_stored(uow: FakeUserUnitOfWork) -> None:
     with pytest.raises(DomainError) as raised:
         verify(uow, Checker(answer=False))
