@@ -86,12 +86,18 @@ class Counter(Protocol):
         """When `count` events happened in the last `seconds`: the time the window has room again; else None."""
 
 
+# What names the bucket of a "global" limit (RateLimiter._bucket: "<endpoint>:global/<seconds>:<digest>").
+GLOBAL_BUCKET = ":global/"
+
+
 class MemoryCounter:
     """Per-process logs: right for one gateway process (make run), not for several replicas.
 
     At most MAX_BUCKETS buckets, kept in order of use: past it, a new bucket evicts the one used longest ago (a
     live one loses its count: the price of bounded memory) and every ended window right behind it. Each bucket is
     evicted once, so a take costs O(1) amortized however many buckets there are (it holds the worker's one lock).
+    The buckets of "global" limits (the shop's daily SMS and real-name budgets) are never evicted: there are as
+    many as the routes declare, and a flood of one-off client buckets must not reset a budget already spent.
     """
 
     MAX_BUCKETS = 50_000
@@ -99,6 +105,7 @@ class MemoryCounter:
     def __init__(self) -> None:
         # bucket -> (event times oldest first, seconds), the bucket used longest ago first
         self._buckets: OrderedDict[str, tuple[list[float], int]] = OrderedDict()
+        self._global: dict[str, tuple[list[float], int]] = {}  # the global limits' buckets, never evicted
         self._named: dict[str, dict[str, float]] = {}  # bucket -> {event name: its time} within its window
         self._lock = threading.Lock()
 
@@ -118,7 +125,7 @@ class MemoryCounter:
     def forget(self, bucket: str, event: str) -> None:
         with self._lock:
             at = self._named.get(bucket, {}).pop(event, None)
-            events, _ = self._buckets.get(bucket, ([], 0))
+            events, _ = self._store(bucket).get(bucket, ([], 0))
             if at is not None and at in events:
                 events.remove(at)  # one event of that instant: which one does not matter to a count
 
@@ -134,16 +141,21 @@ class MemoryCounter:
     def _events(self, bucket: str, seconds: int, now: float) -> list[float]:
         """The bucket's events younger than `seconds` (an event `seconds` old has left the window); the bucket is
         now the most recently used."""
-        events, _ = self._buckets.get(bucket, ([], seconds))
+        store = self._store(bucket)
+        events, _ = store.get(bucket, ([], seconds))
         if bucket in self._buckets:
             self._buckets.move_to_end(bucket)
         return events[bisect.bisect_right(events, now - seconds):]
 
     def _log(self, bucket: str, events: list[float], count: int, seconds: int, now: float) -> None:
-        if bucket not in self._buckets:
+        store = self._store(bucket)
+        if store is self._buckets and bucket not in store:
             self._make_room(now)
         bisect.insort(events, now)
-        self._buckets[bucket] = (events[-count:], seconds)  # a new bucket goes last; a used one was moved there
+        store[bucket] = (events[-count:], seconds)  # a new bucket goes last; a used one was moved there
+
+    def _store(self, bucket: str) -> dict[str, tuple[list[float], int]]:
+        return self._global if GLOBAL_BUCKET in bucket else self._buckets
 
     def _make_room(self, now: float) -> None:
         """Room for one more bucket when MAX_BUCKETS are held: the bucket used longest ago goes, and with it every
@@ -329,7 +341,7 @@ class RateLimiter:
         if not all(parts):
             return None
         digest = hmac.new(self.key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()[:24]
-        return f"{endpoint}:{limit.key}/{limit.seconds}:{digest}"
+        return f"{endpoint}:{limit.key}/{limit.seconds}:{digest}"  # a global limit's holds GLOBAL_BUCKET
 
 
 @dataclass(frozen=True)

@@ -199,6 +199,21 @@ def test_a_full_memory_counter_still_enforces_the_limit_of_a_live_key(monkeypatc
     assert len(counter._buckets) <= 100
 
 
+def test_a_spent_shop_wide_budget_stays_spent_whatever_flood_of_client_buckets_fills_the_memory_counter(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(MemoryCounter, "MAX_BUCKETS", 100)
+    limiter = RateLimiter(MemoryCounter(), key=b"k" * 32)
+    budget = Limit("global", 3, 86_400)
+    held = [limiter.hold("me.verify_identity", budget, {"global": "all"}, now=1000.0 + n)[0] for n in range(4)]
+
+    for n in range(500):  # one catalogue read each from 500 IPv6 /64s
+        limiter.check("catalog.list_products", (Limit("ip", 300, 60),), {"ip": f"2001:db8:0:{n:x}::/64"},
+                      now=1020.0 + n / 100)
+
+    assert held == [None, None, None, 86_400 - 3]  # room again a day after the first check
+    assert limiter.hold("me.verify_identity", budget, {"global": "all"}, now=1040.0)[0] == 86_400 - 40
+
+
 @pytest.mark.parametrize("values", [{}, {"ip": ""}])
 def test_a_request_without_the_key_is_not_counted(values: dict[str, str]) -> None:
     counter = MemoryCounter()
