@@ -116,7 +116,13 @@ class Phones(Protocol):
 def sign_up_by_phone(uow: MemberUnitOfWork, phones: Phones, *, user_id: int, channel: str, invite_code: str | None,
                      now: datetime | None = None) -> tuple[MemberSummary, bool]:
     """A shopper joins with their phone number (M1): one with none bound, a WeChat-only account, is refused 422
-    PHONE_REQUIRED and nothing joins (asked before the membership is locked); else as `sign_up`."""
+    PHONE_REQUIRED and nothing joins (asked before the membership is locked); else as `sign_up`. A member already
+    (one who joined by spending, or before this rule) gets their membership back, as `sign_up` answers, unasked."""
+    with uow:
+        existing = uow.members.get(user_id)
+        uow.commit()
+    if existing is not None and existing.is_member:
+        return sign_up(uow, user_id=user_id, channel=channel, invite_code=invite_code, now=now)
     if not phones.has_phone(user_id):
         raise DomainError("PHONE_REQUIRED", "bind a phone number to your account before becoming a member",
                           details={"phone": "required"})

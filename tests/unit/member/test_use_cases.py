@@ -61,6 +61,16 @@ def test_a_shopper_with_a_bound_phone_joins(uow: FakeMemberUnitOfWork) -> None:
     assert (created, joined.member.channel, uow.members.get(ALICE) is not None) == (True, "self", True)
 
 
+def test_a_member_without_a_bound_phone_who_signs_up_again_gets_their_membership_back_unasked(
+        uow: FakeMemberUnitOfWork) -> None:
+    first, _ = service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)  # before the phone rule
+    phones = FakePhones(wechat_only=[ALICE])
+
+    again, created = service.sign_up_by_phone(uow, phones, user_id=ALICE, channel="self", invite_code=None, now=NOW)
+
+    assert (created, again.member.member_no, phones.asked) == (False, first.member.member_no, [])
+
+
 def test_a_shopper_cannot_declare_they_joined_by_purchase(uow: FakeMemberUnitOfWork) -> None:
     # "purchase" is what the shop records when a shopper's paid spend reaches AUTO_JOIN_SPEND_FEN (apply_order_paid):
     # declared at signup it would be untrue, and falsify the join channels M1 records.
