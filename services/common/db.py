@@ -317,7 +317,8 @@ def settled_high_water(session: Session, column: Column[Any], *, wait_seconds: f
         return highest
     # Read after the highest id: a transaction that had inserted a row not committed then still holds the lock now.
     writers = select(text("virtualtransaction")).select_from(text("pg_locks")).where(
-        text("relation = to_regclass(:table) AND mode = 'RowExclusiveLock' AND granted AND pid <> pg_backend_pid()"))
+        text("database = (SELECT oid FROM pg_database WHERE datname = current_database()) "  # pg_locks spans them all
+             "AND relation = to_regclass(:table) AND mode = 'RowExclusiveLock' AND granted AND pid <> pg_backend_pid()"))
     inserting = list(session.execute(writers, {"table": column.table.name}).scalars())
     deadline = clock() + wait_seconds
     while inserting:

@@ -47,6 +47,11 @@ PRUNE_BATCH = 1000  # rows per DELETE
 # pruned beside the bookkeeping (ServiceApp.own_rows).
 PastUse = Callable[[datetime, PruneSettings], ColumnElement[bool]]
 
+# How long the mark of an order released before it held anything is kept (product: released_orders; member: a 0-point
+# RELEASED hold, an expired lock of coupon 0): it matters only while a ReserveStock, LockPoints or LockCoupon sent
+# before the release may still run, seconds.
+RELEASE_MARK_DAYS = 1
+
 
 def kept_with_keys(table: Table) -> PastUse:
     """The rule of a table of rows kept per client idempotency key (a `created_at` column): pruned with the keys."""

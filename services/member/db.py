@@ -41,7 +41,7 @@ from services.common.db import (
     settled_high_water,
     skip_locked,
 )
-from services.common.pruning import PastUse
+from services.common.pruning import RELEASE_MARK_DAYS, PastUse
 from services.common.uow import SqlUnitOfWork
 from services.member.domain import (
     WALLET_ACCOUNTS,
@@ -133,6 +133,7 @@ points_holds = Table(
     Column("returned_points", BigInteger, nullable=False, default=0, server_default="0"),  # by refunds of units
     CheckConstraint("expired_points >= 0 AND expired_points <= points", name="ck_points_holds_expired_within_points"),
     Index("ix_points_holds_status_created", "status", "created_at"),  # the expiry sweep's
+    Index("ix_points_holds_status_points_created", "status", "points", "created_at"),  # pruning release marks
 )
 
 # Points a user owes, by the posting kind they are taken back as (service._owe_points): taken from the next points
@@ -289,15 +290,13 @@ job_rounds = job_rounds_table(metadata)
 
 
 # The marks of orders released before they held points or locked a coupon (service.release_points, release_coupon): a
-# 0-point RELEASED hold (every real hold has points), an expired lock of coupon 0. A mark matters only while a
-# LockPoints or LockCoupon sent before the release may still run: seconds. Kept a day, then pruned.
-RELEASED_ORDER_DAYS = 1
-
+# 0-point RELEASED hold (every real hold has points; ix_points_holds_status_points_created, 0020), an expired lock of
+# coupon 0, pruned RELEASE_MARK_DAYS after.
 OWN_ROWS: dict[Table, PastUse] = {
     points_holds: lambda now, settings: (points_holds.c.status == HoldStatus.RELEASED.value)
-    & (points_holds.c.points == 0) & (points_holds.c.created_at < now - timedelta(days=RELEASED_ORDER_DAYS)),
+    & (points_holds.c.points == 0) & (points_holds.c.created_at < now - timedelta(days=RELEASE_MARK_DAYS)),
     expired_coupon_locks: lambda now, settings: (expired_coupon_locks.c.coupon_id == 0)
-    & (expired_coupon_locks.c.expired_at < now - timedelta(days=RELEASED_ORDER_DAYS)),
+    & (expired_coupon_locks.c.expired_at < now - timedelta(days=RELEASE_MARK_DAYS)),
 }
 
 

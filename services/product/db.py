@@ -42,7 +42,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from services.common import formats
 from services.common.db import BigId, Mapping, UTCDateTime, conflict_insert, counted_page, integer_sum, serialize_on
 from services.common.errors import Conflict
-from services.common.pruning import PastUse
+from services.common.pruning import RELEASE_MARK_DAYS, PastUse
 from services.common.uow import SqlUnitOfWork
 from services.product.domain import (
     RATINGS,
@@ -175,11 +175,8 @@ released_orders = Table(
     Index("ix_released_orders_released_at", "released_at"),  # pruning (OWN_ROWS)
 )
 
-# A mark matters only while a ReserveStock sent before the release may still run: seconds. Kept a day, then pruned.
-RELEASED_ORDER_DAYS = 1
-
-OWN_ROWS: dict[Table, PastUse] = {
-    released_orders: lambda now, settings: released_orders.c.released_at < now - timedelta(days=RELEASED_ORDER_DAYS),
+OWN_ROWS: dict[Table, PastUse] = {  # release marks, pruned RELEASE_MARK_DAYS after
+    released_orders: lambda now, settings: released_orders.c.released_at < now - timedelta(days=RELEASE_MARK_DAYS),
 }
 
 stock_movements = Table(  # the stock ledger: append-only, one row per change of a SKU's stock (migration 0006)
