@@ -36,8 +36,9 @@ stop:
 # pytest exits 5 when it collected no test: for us that is a broken suite, never a pass.
 # Two workers (the machine has two cores), a test file to one worker; each worker that runs e2e
 # tests starts its own platform (xdist's loadgroup cannot group by nodeid under pytest 9).
+# --durations: the slowest tests, named at the end of every run, for keeping the suite within its 15 minutes.
 test: protos-check lint
-	@$(PY) -m pytest -n 2 --dist loadfile tests; status=$$?; \
+	@$(PY) -m pytest -n 2 --dist loadfile --durations=30 tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests"; fi; exit $$status
 
 # The reliability battery of issue 14 (tests/reliability/catalogue.py lists each item's tests); `make test` runs it too.
