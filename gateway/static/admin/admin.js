@@ -1314,7 +1314,8 @@ function moderationForm(r, action, path) {
 
 // Products: editors (admin, operator) search every product, whatever its status, create new ones and open one: a
 // draft (or rejected) one is submitted for audit, an admin approves or rejects it, an approved one goes on the shelf
-// (and off), each SKU's stock is adjusted.
+// (and off), each SKU's stock is adjusted. Its limit per shopper (限购, max_per_shopper: 0 is none) is set when it is
+// created and shown when it is opened.
 
 function productRow(p) {
   return row([String(p.id), p.name, p.status, p.on_shelf ? "yes" : "no", yuan(p.price_fen), String(p.category_id),
@@ -1337,6 +1338,8 @@ function drawProduct(p, notice = "") {
     element("h2", {}, `Product ${p.id} · ${p.name} · ${p.status}` + (p.on_shelf ? " · on the shelf" : "")),
     element("p", {class: "muted"}, `${p.brand.name} · category ${p.category_id} · from ${yuan(p.price_fen)} · ` +
             `version ${p.version} · updated ${when(p.updated_at)}`),
+    element("p", {id: "product-limit", class: "muted"},
+            `Limit per shopper: ${p.max_per_shopper ? count(p.max_per_shopper) : "no limit"}`),
     ...(rejected ? [element("p", {class: "reason"}, `Rejected: ${p.reject_reason}`)] : []),
     element("p", {id: "product-detail-notice", class: "muted", role: "status"}, notice),
     skus, ...productActions(p));
@@ -1592,6 +1595,8 @@ async function productForm() {
       {name: "stock", label: "Stock", api: "skus.0.stock", attributes: {inputmode: "numeric", size: "8", value: "0"}},
       {name: "weight_g", label: "Weight (g)", api: "skus.0.weight_g",
        attributes: {inputmode: "numeric", size: "8", value: "0"}},
+      {name: "max_per_shopper", label: "Limit per shopper (0: no limit)",
+       attributes: {inputmode: "numeric", size: "4", value: "0"}},
       {name: "description", label: "Description", tag: "textarea", attributes: {maxlength: "20000", rows: "3"}},
     ],
     read: (entry) => {
@@ -1605,6 +1610,7 @@ async function productForm() {
         skus: [{spec: {}, price_fen: price, market_price_fen: market,
                 stock: entry.whole("stock", {max: 1e9, blank: 0}),
                 weight_g: entry.whole("weight_g", {max: 1e6, blank: 0})}],
+        max_per_shopper: entry.whole("max_per_shopper", {max: 999, blank: 0}),
       };
     },
     create: (body, key) => call("/admin/products", {method: "POST", json: body, headers: {"Idempotency-Key": key}}),

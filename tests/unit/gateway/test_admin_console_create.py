@@ -59,7 +59,7 @@ class FakeCatalogue:
             id=100 + len(self.products), name=given.name, subtitle=given.subtitle, category_id=given.category_id,
             brand=brand, description=given.description, skus=skus, status="DRAFT",
             price_fen=min(s.price_fen for s in skus), market_price_fen=skus[0].market_price_fen, created_at=AT,
-            updated_at=AT, version=1)
+            updated_at=AT, version=1, max_per_shopper=given.max_per_shopper)
         self.products.append(product)
         if message.idempotency_key:
             self.by_key[message.idempotency_key] = (given, product)
@@ -197,6 +197,66 @@ def test_a_bad_price_is_shown_beside_its_field_and_nothing_is_sent(
     assert page.get_attribute("#product-form-price", "aria-invalid") == ""
     assert page.inner_text("#product-form [data-field=name] .field-error") == ""
     assert clients.product.CreateProduct.calls == []
+
+
+def test_a_product_created_with_a_limit_per_shopper_sends_it_and_shows_it_in_its_panel(
+        page: Any, log_in_as, catalogue: FakeCatalogue, clients: FakeServices, client: FlaskClient, bearer) -> None:
+    open_product_form(page, log_in_as)
+    fill_product(page)
+    page.fill("#product-form-max_per_shopper", "3")
+
+    page.click("#product-form button[type=submit]")
+    created_notice(page)
+
+    assert clients.product.CreateProduct.calls[0].message.product.max_per_shopper == 3
+    assert page.inner_text("#product-limit") == "Limit per shopper: 3"
+    product = client.get("/api/v1/admin/products/100", headers=bearer("operator")).get_json()
+    assert product["max_per_shopper"] == 3
+    assert page.errors == []
+
+
+def test_a_product_left_at_the_default_limit_is_sent_without_one_and_shows_no_limit(
+        page: Any, log_in_as, catalogue: FakeCatalogue, clients: FakeServices) -> None:
+    open_product_form(page, log_in_as)
+    fill_product(page)
+
+    page.click("#product-form button[type=submit]")
+    created_notice(page)
+
+    assert clients.product.CreateProduct.calls[0].message.product.max_per_shopper == 0
+    assert page.inner_text("#product-limit") == "Limit per shopper: no limit"
+
+
+@pytest.mark.parametrize(("typed", "shown"), [("1000", "0 to 999"), ("2.5", "a whole number"), ("-1", "a whole number")],
+                         ids=["over 999", "fraction", "negative"])
+def test_a_limit_per_shopper_the_api_would_refuse_is_shown_beside_its_field_and_nothing_is_sent(
+        page: Any, log_in_as, catalogue: FakeCatalogue, clients: FakeServices, typed: str, shown: str) -> None:
+    open_product_form(page, log_in_as)
+    fill_product(page)
+    page.fill("#product-form-max_per_shopper", typed)
+
+    page.click("#product-form button[type=submit]")
+    page.wait_for_selector("#product-form .outcome.error:not(:empty)")
+
+    assert page.inner_text("#product-form [data-field=max_per_shopper] .field-error") == shown
+    assert clients.product.CreateProduct.calls == []
+
+
+def test_the_apis_refusal_of_a_limit_per_shopper_shows_beside_its_field(
+        page: Any, log_in_as, catalogue: FakeCatalogue, clients: FakeServices, rpc_error) -> None:
+    clients.product.CreateProduct.error = rpc_error(
+        grpc.StatusCode.INVALID_ARGUMENT, "the product is invalid",
+        ((CODE_KEY, "PRODUCT_INVALID"), (DETAILS_KEY, json.dumps({"max_per_shopper": "0-999"}))))
+    open_product_form(page, log_in_as)
+    fill_product(page)
+    page.fill("#product-form-max_per_shopper", "5")
+
+    page.click("#product-form button[type=submit]")
+    page.wait_for_selector("#product-form .outcome.error:not(:empty)")
+
+    assert page.inner_text("#product-form [data-field=max_per_shopper] .field-error") == "0-999"
+    assert page.inner_text("#product-form .outcome").startswith("PRODUCT_INVALID: the product is invalid")
+    assert page.get_attribute("#product-form-max_per_shopper", "aria-invalid") == ""
 
 
 def test_the_apis_field_errors_show_beside_their_fields_and_the_fixed_form_is_sent_under_the_same_key(
