@@ -699,8 +699,8 @@ const LISTS = {
   },
   coupons: {
     path: "/admin/coupon-templates", form: "coupon-search", count: "coupon-count", error: "coupons-error",
-    noun: "templates", titles: ["Id", "Name", "Each coupon", "Claimed", "Valid", "Status", "Created by", "Approved by",
-                                ""], row: couponRow,
+    noun: "templates", titles: ["Id", "Name", "Each coupon", "Claimed", "Available", "In orders", "Used", "Expired",
+                                "Valid", "Status", "Created by", "Approved by", ""], row: couponRow,
     filters: () => ({status: $("coupon-status").value}),
   },
   // Nothing is listed until staff search (each search is audited, and needs a criterion); the criteria go in a JSON
@@ -1254,7 +1254,8 @@ function mismatchRow(m) {
 }
 
 // Coupon templates: an operator's waits (pending_approval) until an admin or finance staff member other than its
-// creator approves it (the API answers 403 OWN_REQUEST to the creator, shown in the row).
+// creator approves it (the API answers 403 OWN_REQUEST to the creator, shown in the row). Its claimed coupons are
+// counted as they stand now: available, held by an order awaiting payment, used and expired (together claimed).
 
 function couponValue(t) {
   const over = t.threshold_fen ? ` over ${yuan(t.threshold_fen)}` : "";
@@ -1265,6 +1266,7 @@ function couponValue(t) {
 function couponRow(t) {
   const by = (id, at) => id === null ? "" : `user ${id} ${when(at)}`;
   const tr = row([String(t.id), t.name, couponValue(t), `${count(t.issued)} of ${count(t.total)}`,
+                  count(t.available_count), count(t.locked_count), count(t.used_count), count(t.expired_count),
                   `${when(t.valid_from)} – ${when(t.valid_to)}`, t.status, by(t.created_by, t.created_at),
                   by(t.approved_by, t.approved_at), ""], {"data-template-id": t.id, "data-status": t.status});
   const cell = tr.lastChild, outcome = element("span", {class: "outcome", role: "alert"});

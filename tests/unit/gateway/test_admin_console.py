@@ -776,12 +776,12 @@ def test_finance_approve_a_waiting_coupon_template_and_see_the_list_again(page: 
     page.click("[data-section=coupons-view]")
     page.wait_for_selector("#coupons tr[data-template-id='12'] button")
     shown = page.eval_on_selector("#coupons tr[data-template-id='12']",
-                                  "r => [...r.cells].slice(0, 8).map(c => c.innerText)")
+                                  "r => [...r.cells].slice(0, 12).map(c => c.innerText)")
 
     page.click("#coupons tr[data-template-id='12'] button")
     page.wait_for_selector("#coupon-count[data-loads='2']", state="attached")
 
-    assert shown == ["12", "<i>满50减5</i>", "¥5.00 off over ¥50.00", "0 of 100",
+    assert shown == ["12", "<i>满50减5</i>", "¥5.00 off over ¥50.00", "0 of 100", "0", "0", "0", "0",
                      "2025-11-29 07:06:40Z – 2025-11-29 07:06:40Z", "pending_approval", "user 900 2025-11-29 07:06:40Z",
                      ""]
     assert [call.message for call in clients.member.ApproveCouponTemplate.calls] == [
@@ -803,6 +803,25 @@ def test_operators_see_the_coupon_templates_with_no_approve_button(page: Any, lo
     assert page.eval_on_selector("#coupons tr[data-template-id='12']", "r => r.cells[2].innerText") == (
         "10% off, at most ¥20.00")
     assert page.query_selector("#coupons tr[data-template-id='12'] button") is None
+    assert page.errors == []
+
+
+def test_the_coupon_templates_show_their_claimed_coupons_counted_by_how_they_stand(page: Any, log_in_as,
+                                                                                   clients: FakeServices) -> None:
+    clients.member.ListCouponTemplates.reply = member_pb2.ListCouponTemplatesResponse(total=1, templates=[
+        member_pb2.CouponTemplate(id=12, name="满50减5", kind="fixed", amount_fen=500, total=2_000, issued=1_510,
+                                  valid_from=AT, valid_to=AT, status="active", created_at=AT, created_by=7,
+                                  usage=member_pb2.CouponUsage(available=1_200, locked=3, used=300, expired=7))])
+    log_in_as("finance")
+    page.click("[data-section=coupons-view]")
+    page.wait_for_selector("#coupons tr[data-template-id='12']")
+
+    headers = page.eval_on_selector_all("#coupons th", "hs => hs.slice(3, 8).map(h => h.innerText)")
+    shown = page.eval_on_selector("#coupons tr[data-template-id='12']",
+                                  "r => [...r.cells].slice(3, 8).map(c => c.innerText)")
+
+    assert headers == ["Claimed", "Available", "In orders", "Used", "Expired"]
+    assert shown == ["1,510 of 2,000", "1,200", "3", "300", "7"]
     assert page.errors == []
 
 
