@@ -898,9 +898,7 @@ def wechat_payer(uow: UserUnitOfWork, *, user_id: int) -> WechatAccount | None:
 
 def get_verification(uow: UserUnitOfWork, vault: IdentityVault, *, user_id: int) -> VerifiedIdentity | None:
     """The user's verification, masked; None if not verified."""
-    with uow:
-        found = uow.identities.for_user(user_id)
-        uow.commit()
+    found = _verification(uow, user_id)
     if found is None:
         return None
     name = vault.decrypt(found.key_id, found.real_name_ciphertext, context=f"user:{user_id}:real_name")
@@ -911,12 +909,17 @@ def get_verification(uow: UserUnitOfWork, vault: IdentityVault, *, user_id: int)
 
 def payee_name(uow: UserUnitOfWork, vault: IdentityVault, *, user_id: int) -> str | None:
     """The user's verified real name in clear (a large WeChat Pay transfer names its payee); None if not verified."""
-    with uow:
-        found = uow.identities.for_user(user_id)
-        uow.commit()
+    found = _verification(uow, user_id)
     if found is None:
         return None
     return vault.decrypt(found.key_id, found.real_name_ciphertext, context=f"user:{user_id}:real_name")
+
+
+def _verification(uow: UserUnitOfWork, user_id: int) -> IdentityVerification | None:
+    with uow:
+        found = uow.identities.for_user(user_id)
+        uow.commit()
+    return found
 
 
 def _valid_identity(real_name: str, id_number: str, today: date) -> tuple[str, str]:
