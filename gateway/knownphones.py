@@ -33,8 +33,7 @@ from gateway import ratelimit
 from gateway.metrics import RATE_LIMIT_STORE_FALLBACKS
 from gateway.redisstore import RedisStore, RedisUnavailable
 
-DAY = 86400
-PERIOD_SECONDS = 30 * DAY
+PERIOD_SECONDS = 30 * ratelimit.DAY
 PERIODS = 3  # the current period and the two before it
 BITS = 2 ** 24  # per period: 2 MiB
 HASHES = 3
@@ -86,7 +85,7 @@ def _set_bits(client: redis.Redis, period: int, positions: tuple[int, ...]) -> N
     for position in positions:
         pipe.setbit(f"{KEY_PREFIX}{period}", position, 1)
     # Kept until the period is out of reach (plus a day for clocks that disagree).
-    pipe.expireat(f"{KEY_PREFIX}{period}", (period + PERIODS) * PERIOD_SECONDS + DAY)
+    pipe.expireat(f"{KEY_PREFIX}{period}", (period + PERIODS) * PERIOD_SECONDS + ratelimit.DAY)
     pipe.execute()
 
 

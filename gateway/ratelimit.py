@@ -35,6 +35,9 @@ def clock() -> float:
     return time.time()
 
 
+DAY = 86_400  # seconds: the window of daily limits and budgets
+
+
 @dataclass(frozen=True)
 class Limit:
     """At most `count` events in any `seconds` (a sliding window) for each value of `key`.

@@ -15,6 +15,7 @@ from pydantic import Field
 from gateway.api import MAX_ID, Body, Id, Page, PageQuery, Query, Reply, ShopTime, operation, service
 from gateway.routes.member import MAX_FEN, CouponTemplateOut, LedgerEntryOut, MemberOut, WithdrawalOut, moment
 from services.common.auth import MEMBER_READERS, TEMPLATE_APPROVERS, TEMPLATE_EDITORS, TEMPLATE_READERS, Role
+from services.common.formats import LEDGER_CHECK_MAX_ACCOUNTS
 
 bp = Blueprint("admin_member", __name__, url_prefix="/api/v1/admin")
 
@@ -110,7 +111,7 @@ class Mismatch(Reply):
 
 class LedgerAuditQuery(Query):
     after_account_id: int = Field(0, ge=0, le=MAX_ID, description="check the accounts after this one (0: from the first)")
-    limit: int = Field(10_000, ge=1, le=10_000, description="accounts to check")
+    limit: int = Field(LEDGER_CHECK_MAX_ACCOUNTS, ge=1, le=LEDGER_CHECK_MAX_ACCOUNTS, description="accounts to check")
 
 
 class LedgerAudit(Reply):

@@ -15,7 +15,7 @@ from gateway.api import PUBLIC, Body, Reply, omittable, operation, service
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.metrics import RATE_LIMITED, SMS_CODES, SMS_DAILY_BUDGET
-from gateway.ratelimit import FailureGuard, Limit, client_values
+from gateway.ratelimit import DAY, FailureGuard, Limit, client_values
 from services.common import formats
 from services.common.formats import anchored
 
@@ -109,7 +109,6 @@ class Session(Reply):
 # would turn a store outage into a login outage, while the per-worker counts keep the exposure to
 # (workers x replicas) times these caps and the daily budget, and the user service's per-phone
 # limits (in its database) hold throughout; RateLimitStoreUnreachable pages meanwhile.
-DAY = 86400
 SMS_CODE_LIMITS = (Limit("ip", 20, 60), Limit("phone+ip", 10, 3600))  # every request: floods
 # An IPv6 "address" is a /64 and a site's /48 holds 65,536 of them (tunnel brokers hand /48s out free), while each
 # password try costs the user service an argon2id hash (~150 ms of CPU): a site is capped too, five addresses' worth.

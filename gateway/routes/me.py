@@ -18,8 +18,8 @@ from gateway.api import Body, Page, PageQuery, Province, ProvinceOrEmpty, Reply,
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.metrics import IDENTITY_CHECKS, IDENTITY_DAILY_BUDGET
-from gateway.ratelimit import Limit, client_values
-from gateway.routes.auth import DAY, LOGIN_LIMITS, NewPassword, Phone, Session
+from gateway.ratelimit import DAY, Limit, client_values
+from gateway.routes.auth import LOGIN_LIMITS, NewPassword, Phone, Session
 from gateway.routes.catalog import MyReviewOut, ProductSummary
 from services.common import formats
 from services.common.discovery import DiscoveryError

@@ -13,7 +13,7 @@ from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
 from gateway.api import Reply, conditional, operation
 from gateway.errors import ApiError
-from gateway.ratelimit import Limit
+from gateway.ratelimit import DAY, Limit
 from gateway.storage import LocalMediaStorage, MediaStorage, StorageUnavailable
 from gateway.uploads import UploadNames
 from services.common.config import Env
@@ -61,7 +61,6 @@ def media(name: str) -> Response:
         raise
 
 
-DAY = 86_400
 # 30 a minute from one address, and 100 a day per uploader from anywhere (a review or an after-sales case takes up to
 # 9): one account can no longer fill the image store from many addresses. Per address also 300 a day, so many
 # accounts cannot fill it from one address either (5 MB each: at most 1.5 GB a day per address; a carrier NAT address

@@ -83,6 +83,9 @@ WITHDRAWAL_MAX_FEN = WITHDRAWAL_MAX_PER_DAY_FEN         # a single withdrawal at
 # TOO_MANY_PENDING_WITHDRAWALS, until one ends.
 MAX_PENDING_RECHARGES = 3
 MAX_PENDING_WITHDRAWALS = 3
+# Ledger accounts one audit call recomputes at most (member.CheckLedgers, GET /admin/ledger-audit): ~60,000 entries,
+# well within a call; the whole ledger is checked a range at a time.
+LEDGER_CHECK_MAX_ACCOUNTS = 10_000
 # A WeChat Pay merchant transfer from this amount (2,000 yuan) names its payee: their verified real name, encrypted
 # (services.common.wechatpay's `transfer`, user_name); a smaller one carries no name.
 TRANSFER_NAMED_FROM_FEN = 200_000

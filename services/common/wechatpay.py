@@ -218,12 +218,17 @@ def encrypt_sensitive(key: RSAPublicKey, plaintext: str) -> str:
     return base64.b64encode(key.encrypt(plaintext.encode(), oaep)).decode()
 
 
+def public_key_id(platform_keys: Mapping[str, bytes]) -> str | None:
+    """The WeChat Pay public key's ID (PUB_KEY_ID_...) among the platform keys, when the merchant is on one."""
+    return next((serial for serial in platform_keys if serial.startswith("PUB_KEY_ID_")), None)
+
+
 def encrypting_serial(platform_keys: Mapping[str, bytes]) -> str:
     """The platform key sensitive fields are encrypted to: the WeChat Pay public key (PUB_KEY_ID_...) when one is
     configured, else the platform certificate that expires last (the newest, during a rotation both are listed)."""
-    public = [serial for serial in platform_keys if serial.startswith("PUB_KEY_ID_")]
-    if public:
-        return public[0]
+    public = public_key_id(platform_keys)
+    if public is not None:
+        return public
 
     def expiry(serial: str) -> datetime:
         pem = platform_keys[serial]
@@ -288,8 +293,7 @@ class WechatPay:
         if len(settings.apiv3_key) != APIV3_KEY_BYTES:
             raise ConfigError(f"the APIv3 key must be {APIV3_KEY_BYTES} bytes")
         # Merchants on WeChat Pay public keys (not platform certificates) name the key they verify with.
-        self._public_key_id = next((serial for serial in settings.platform_keys if serial.startswith("PUB_KEY_ID_")),
-                                   None)
+        self._public_key_id = public_key_id(settings.platform_keys)
         self._encrypting_serial = encrypting_serial(settings.platform_keys).upper()
 
     # -- payments --------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from services.common.db import (
 from services.common.pruning import RELEASE_MARK_DAYS, PastUse
 from services.common.uow import SqlUnitOfWork
 from services.member.domain import (
+    NO_COUPON,
     WALLET_ACCOUNTS,
     Coupon,
     CouponStatus,
@@ -209,7 +210,7 @@ coupons = Table(
 )
 
 # Coupon locks the expiry sweep released (services.member.domain.CHECKOUT_HOLD_TTL), by the order that held them;
-# coupon_id 0 (service.NO_COUPON): an order released before it locked any, whose late LockCoupon is refused.
+# coupon_id NO_COUPON (domain): an order released before it locked any, whose late LockCoupon is refused.
 expired_coupon_locks = Table(
     "expired_coupon_locks", metadata,
     Column("order_no", String(64), primary_key=True),
@@ -295,7 +296,7 @@ job_rounds = job_rounds_table(metadata)
 OWN_ROWS: dict[Table, PastUse] = {
     points_holds: lambda now, settings: (points_holds.c.status == HoldStatus.RELEASED.value)
     & (points_holds.c.points == 0) & (points_holds.c.created_at < now - timedelta(days=RELEASE_MARK_DAYS)),
-    expired_coupon_locks: lambda now, settings: (expired_coupon_locks.c.coupon_id == 0)
+    expired_coupon_locks: lambda now, settings: (expired_coupon_locks.c.coupon_id == NO_COUPON)
     & (expired_coupon_locks.c.expired_at < now - timedelta(days=RELEASE_MARK_DAYS)),
 }
 

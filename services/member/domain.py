@@ -655,11 +655,14 @@ class Coupon:
         return True
 
 
+NO_COUPON = 0  # ExpiredCouponLock.coupon_id of an order released before it locked any coupon (service.release_coupon)
+
+
 @dataclass
 class ExpiredCouponLock:
     """A coupon lock the expiry sweep released: which coupon `order_no` had locked, for an order-paid arriving
-    after all (service.apply_order_paid). Coupon 0 (service.NO_COUPON): the order was released before it locked
-    any, and locks none afterwards (service.release_coupon)."""
+    after all (service.apply_order_paid). Coupon NO_COUPON: the order was released before it locked any, and locks
+    none afterwards (service.release_coupon)."""
 
     order_no: str
     coupon_id: int

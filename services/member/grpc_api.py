@@ -22,6 +22,7 @@ from services.common.auth import (
 from services.common.db import utcnow
 from services.common.errors import InvalidInput
 from services.common.events import timestamp
+from services.common.formats import LEDGER_CHECK_MAX_ACCOUNTS
 from services.common.grpc_server import PageRequest, page
 from services.member import service
 from services.member.channels import NotifyRejected, PaymentChannel, PayoutChannel
@@ -99,7 +100,7 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
 
     def CheckLedgers(self, request: pb.CheckLedgersRequest, context: grpc.ServicerContext) -> pb.CheckLedgersResponse:
         require_caller(Role.FINANCE, Role.ADMIN)
-        limit = request.limit or service.LEDGER_CHECK_MAX_ACCOUNTS
+        limit = request.limit or LEDGER_CHECK_MAX_ACCOUNTS
         checked = service.check_ledgers(self.uow(), after_account_id=request.after_account_id, limit=limit)
         return pb.CheckLedgersResponse(accounts_checked=checked.checked, mismatches=[
             pb.LedgerMismatch(account_id=m.account_id, user_id=m.user_id, account=m.account, balance=m.balance,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
-from services.common.formats import FULL_PRICE_BP, shop_day, shop_day_start
+from services.common.formats import FULL_PRICE_BP, LEDGER_CHECK_MAX_ACCOUNTS, shop_day, shop_day_start
 from services.common.idempotency import canonical
 from services.common.uow import K, PageAnswers, RoundBudget, each_page, each_sweep, is_outage, one_round_at_a_time
 from services.member import events, metrics
@@ -33,6 +33,7 @@ from services.member.domain import (
     CHECKOUT_HOLD_TTL,
     DEFAULT_COUPON_MAX_FACE_FEN,
     DEFAULT_RECHARGE_EXPIRE_SECONDS,
+    NO_COUPON,
     PLATFORM,
     POINTS_ACCOUNTS,
     POINTS_DATED_KINDS,
@@ -121,9 +122,7 @@ def sign_up_by_phone(uow: MemberUnitOfWork, phones: Phones, *, user_id: int, cha
     with uow:
         existing = uow.members.get(user_id)
         uow.commit()
-    if existing is not None and existing.is_member:
-        return sign_up(uow, user_id=user_id, channel=channel, invite_code=invite_code, now=now)
-    if not phones.has_phone(user_id):
+    if (existing is None or not existing.is_member) and not phones.has_phone(user_id):
         raise DomainError("PHONE_REQUIRED", "bind a phone number to your account before becoming a member",
                           details={"phone": "required"})
     return sign_up(uow, user_id=user_id, channel=channel, invite_code=invite_code, now=now)
@@ -250,9 +249,6 @@ def points_entries(uow: MemberUnitOfWork, *, user_id: int, offset: int, limit: i
     """The user's points entries (spendable and locked), newest first."""
     with uow:
         return uow.ledger.entries(user_id, POINTS_ACCOUNTS, offset, limit)
-
-
-LEDGER_CHECK_MAX_ACCOUNTS = 10_000  # accounts one audit call recomputes at most: ~60,000 entries, well within a call
 
 
 def check_ledgers(uow: MemberUnitOfWork, *, after_account_id: int = 0,
@@ -885,9 +881,6 @@ def release_coupon(uow: MemberUnitOfWork, *, order_no: str, user_id: int | None 
             uow.coupons.add_expired_lock(ExpiredCouponLock(order_no=order_no, coupon_id=NO_COUPON, user_id=user_id or 0,
                                                            discount_fen=0, expired_at=now))
         uow.commit()
-
-
-NO_COUPON = 0  # ExpiredCouponLock.coupon_id of an order released before it locked any coupon (release_coupon)
 
 
 def _released_before_lock(uow: MemberUnitOfWork, order_no: str) -> bool:
