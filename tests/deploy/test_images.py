@@ -9,7 +9,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +20,7 @@ import yaml
 from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES
 from services.common.liveness import LIVENESS_PATH
 from tests.deploy.helpers import K8S, ROOT
+from tests.fixtures.http import serving
 from tests.fixtures.keys import JwtKeys
 
 DOCKERFILE = ROOT / "Dockerfile"
@@ -88,14 +88,8 @@ def answering(path: str, host: str = "127.0.0.1") -> Iterator[int]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer((host, 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(ThreadingHTTPServer((host, 0), Handler)) as server:
         yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def run_healthcheck(target: str, env: dict[str, str]) -> int:

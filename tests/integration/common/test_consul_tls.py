@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ssl
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from services.common.config import ConfigError, Env
 from services.common.discovery import Discovery, DiscoveryError
+from tests.fixtures.http import serving
 from tests.fixtures.tls import Pki, make_pki
 from tests.integration.common.test_discovery import FakeConsul
 
@@ -29,11 +29,8 @@ def tls_consul(pki: Pki) -> Iterator[FakeConsul]:
     context.load_cert_chain(str(pki.server_cert), str(pki.server_key))
     context.verify_mode = ssl.CERT_REQUIRED
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(server):
+        yield server
 
 
 def tls_env(pki: Pki, **overrides: str | None) -> Env:

@@ -20,6 +20,7 @@ from services.common.config import Env
 from services.common.devbroker import free_port
 from services.common.discovery import Discovery, DiscoveryError
 from services.common.runtime_config import RuntimeConfig, Tunable
+from tests.fixtures.http import serving
 
 pytestmark = pytest.mark.integration
 
@@ -116,12 +117,8 @@ class ConsulHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def consul() -> Iterator[FakeConsul]:
-    server = FakeConsul()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(FakeConsul()) as server:
+        yield server
 
 
 def test_without_consul_the_static_address_is_used() -> None:

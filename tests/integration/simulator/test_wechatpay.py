@@ -8,7 +8,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -32,6 +31,7 @@ from services.common.wechatpay import (
     WechatPaySettings,
     WechatPayUnavailable,
 )
+from tests.fixtures.http import serving
 from tests.fixtures.simulator import RunningSimulator
 from tools.simulator import SimulatorConfig, dev_env
 from tools.simulator.client import SimulatorClient
@@ -80,16 +80,9 @@ def receiver(wechatpay: WechatPay) -> Iterator[NotifyReceiver]:
         def log_message(self, *_: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    received.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as server:
+        received.url = f"http://127.0.0.1:{server.server_address[1]}"
         yield received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def new_trade_no() -> str:

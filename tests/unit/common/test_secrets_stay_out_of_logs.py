@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import sys
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -15,6 +14,7 @@ import pytest
 from services.common.logs import configure_logging
 from services.user.config import WechatSettings
 from services.user.wechat import WechatAuth
+from tests.fixtures.http import serving
 
 APP_SECRET = "appsecret0123456789abcdef0123456"
 SESSION_KEY = "tiihtNczf5v6AKRyjwEUhQ=="
@@ -37,15 +37,8 @@ def wechat_api() -> Iterator[str]:
         def log_message(self, *_: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture
