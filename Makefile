@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock requirements-dev.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install protos protos-check lint run stop test test-unit test-integration test-e2e test-reliability test-deploy audit k8s bench clean
+.PHONY: install protos protos-check lint run stop test test-long test-unit test-integration test-e2e test-reliability test-deploy audit k8s bench clean
 
 install: $(STAMP)
 
@@ -37,11 +37,19 @@ stop:
 # Two workers (the machine has two cores), a test file to one worker; each worker that runs e2e
 # tests starts its own platform (xdist's loadgroup cannot group by nodeid under pytest 9).
 # --durations: the slowest tests, named at the end of every run, for keeping the suite within its 15 minutes.
+# Every test but the battery's long runs (marker `long`), which `make test-long` and `make test-reliability` run.
 test: protos-check lint
-	@$(PY) -m pytest -n 2 --dist loadfile --durations=30 tests; status=$$?; \
+	@$(PY) -m pytest -n 2 --dist loadfile --durations=30 -m "not long" tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests"; fi; exit $$status
 
-# The reliability battery of issue 14 (tests/reliability/catalogue.py lists each item's tests); `make test` runs it too.
+# The battery's long runs that `make test` leaves out (schemathesis over every operation four ways, the broker
+# paused 30 s, the database restarted each second): .ci/run runs them after `make test`, so CI runs every test once.
+# Test by test (--dist load): the four contract runs of one file would otherwise all wait for one worker.
+test-long: install
+	@$(PY) -m pytest -n 2 --dist load --durations=10 -m long tests; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test-long: pytest collected no tests"; fi; exit $$status
+
+# The whole reliability battery of issue 14 (tests/reliability/catalogue.py lists each item's tests), long runs too.
 test-reliability: install
 	@$(PY) -m pytest -n 2 --dist loadfile -m reliability tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test-reliability: pytest collected no tests"; fi; exit $$status

@@ -16,7 +16,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.fixtures.platform import Platform
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.long]
 
 EXAMPLES_PER_OPERATION = 25  # ~100 operations x 4 runs: the longest test of the suite, kept within CI's budget
 # Not checked: that every schema-valid request is accepted. Business rules legitimately refuse

@@ -22,7 +22,7 @@ from tests.fixtures.platform import Platform
 from tests.fixtures.shop import product_on_shelf, verified_wechat_shopper
 from tools.simulator.client import SimulatorClient
 
-pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
+pytestmark = [pytest.mark.e2e, pytest.mark.reliability, pytest.mark.long]
 
 PAUSE_SECONDS = 30
 PRICE_FEN = 1500

@@ -30,7 +30,7 @@ from tests.fixtures.shop import product_on_shelf, verified_wechat_shopper
 from tools.audit import audit, report
 from tools.simulator.client import SimulatorClient
 
-pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
+pytestmark = [pytest.mark.e2e, pytest.mark.reliability, pytest.mark.long]
 
 STREAM_SECONDS = 20
 RESTART_EVERY_SECONDS = 1.0
