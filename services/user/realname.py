@@ -88,7 +88,7 @@ def check_unavailable() -> DomainError:
 
 
 # IdCardVerification's Result codes, as FaceID documents them, and what each means to the shopper.
-_VERDICTS: dict[str, tuple[type[DomainError], str, str]] = {
+VERDICTS: dict[str, tuple[type[DomainError], str, str]] = {
     "-1": (DomainError, "IDENTITY_MISMATCH", "the name does not match the ID number"),
     "-2": (InvalidInput, "IDENTITY_ID_NUMBER_INVALID", "the ID number is not a valid mainland resident ID number"),
     "-3": (InvalidInput, "IDENTITY_NAME_INVALID", "the name is not a valid name on a resident ID card"),
@@ -139,7 +139,7 @@ class RealNameChecker:
         result = answer.get("Result")
         if result == "0":
             return
-        verdict = _VERDICTS.get(str(result))
+        verdict = VERDICTS.get(str(result))
         if verdict is None:
             # -4 registry error, -6 registry upgrade, anything new: the shopper can only try again later.
             log.warning("real-name check: Result %s (%s)", result, answer.get("Description"))

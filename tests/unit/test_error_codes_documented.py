@@ -17,13 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.member.domain import REASONS as COUPON_REASONS
+from services.user.realname import VERDICTS as IDENTITY_VERDICTS
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "error-codes.md"
 CODE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Z]{4,}")
 BASE_ERRORS = {"DomainError", "InvalidInput", "NotFound", "Unauthenticated", "Forbidden", "Conflict", "RateLimited"}
-# Raised with a code chosen at run time from a table: member/service.py `DomainError(reason, REASONS[reason])`.
-FROM_TABLES = set(COUPON_REASONS)
+# Raised with a code chosen at run time from a table: member/service.py `DomainError(reason, REASONS[reason])`,
+# user/realname.py `error(code, message)` for FaceID's verdict.
+FROM_TABLES = {code: "services/member/service.py" for code in COUPON_REASONS} | {
+    code: "services/user/realname.py" for _, code, _ in IDENTITY_VERDICTS.values()}
 
 Template = tuple[tuple[str, str], ...]  # ("text", "ORDER_") or ("param", name) or ("PARAM", name): .upper()
 
@@ -205,8 +208,8 @@ def codes_raised() -> dict[str, set[str]]:
 
     for code in {*FALLBACK_CODES.values(), *GONE_CODES, "ERROR"}:
         found.setdefault(code, set()).add("gateway/errors.py")
-    for code in FROM_TABLES:
-        found.setdefault(code, set()).add("services/member/service.py")
+    for code, where in FROM_TABLES.items():
+        found.setdefault(code, set()).add(where)
     return found
 
 
