@@ -401,6 +401,12 @@ def claim_coupon(body: ClaimCoupon, idempotency_key: str) -> tuple[CouponOut, in
         pb.ClaimCouponRequest(template_id=body.template_id, idempotency_key=idempotency_key))), 201
 
 
+# A shopper starts a recharge or a withdrawal or two at a time; more is a script making the channels sign and query
+# payments, or the member service lock the shopper's wallet, for nothing (the member service also caps what one
+# shopper has awaiting payment or review: MAX_PENDING_RECHARGES, MAX_PENDING_WITHDRAWALS).
+WALLET_REQUEST_LIMITS = (Limit("user", 10, 60),)
+
+
 WX_TRANSFER_CONFIRM = ("Once finance approves it, the withdrawal is paid by a WeChat Pay transfer that the shopper "
                        "must confirm: while `wx_transfer_confirm` is set, the mini-program calls "
                        "wx.requestMerchantTransfer({mchId: mch_id, appId: app_id, package}); the withdrawal is PAID "
@@ -409,7 +415,7 @@ WX_TRANSFER_CONFIRM = ("Once finance approves it, the withdrawal is paid by a We
 
 @bp.post("/withdrawals")
 @operation(summary="Withdraw from my balance (held at once, paid after review)", tag="member",
-           body=WithdrawalRequest, responses={201: MyWithdrawalOut}, idempotent=True,
+           body=WithdrawalRequest, responses={201: MyWithdrawalOut}, idempotent=True, limits=WALLET_REQUEST_LIMITS,
            description=f"The same key gives the same withdrawal. 422 TOO_MANY_PENDING_WITHDRAWALS "
                        f"(details.pending_withdrawals, details.limit) when the shopper already has "
                        f"{formats.MAX_PENDING_WITHDRAWALS} awaiting review: nothing is held. {WX_TRANSFER_CONFIRM}")
@@ -435,14 +441,11 @@ def my_withdrawal(withdrawal_id: int) -> MyWithdrawalOut:
         withdrawal_id=withdrawal_id)))
 
 
-# A shopper starts a recharge or two at a time; more is a script making the channels sign and query payments for
-# nothing (the member service also caps the recharges awaiting payment one shopper has: MAX_PENDING_RECHARGES).
-RECHARGE_LIMITS = (Limit("user", 10, 60),)
 
 
 @bp.post("/recharges")
 @operation(summary="Start a recharge: the channel's payment parameters; credited on the verified notify",
-           tag="member", body=RechargeRequest, responses={201: RechargeOut}, idempotent=True, limits=RECHARGE_LIMITS,
+           tag="member", body=RechargeRequest, responses={201: RechargeOut}, idempotent=True, limits=WALLET_REQUEST_LIMITS,
            description="The same key and body give the first recharge again (its status now, the payment "
                        "parameters first given), the same key with another body is a 409. A channel that refuses "
                        "stores no recharge. 422 TOO_MANY_PENDING_RECHARGES (details.pending_recharges, "

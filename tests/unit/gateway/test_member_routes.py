@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import grpc
+import pytest
 from flask.testing import FlaskClient
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.member.v1 import member_pb2 as pb
@@ -358,12 +359,17 @@ def test_a_reused_recharge_key_is_a_409(client: FlaskClient, clients, bearer: Ca
     assert (response.status_code, response.get_json()["error"]["code"]) == (409, "IDEMPOTENCY_KEY_REUSED")
 
 
-def test_the_11th_recharge_of_one_shopper_within_a_minute_is_refused_and_other_shoppers_go_on(
-        client: FlaskClient, clients, bearer: Callable) -> None:
-    clients.member.CreateRecharge.reply = recharge()
+@pytest.mark.parametrize(("path", "body", "rpc"), [
+    ("recharges", {"amount_fen": 50_000, "channel": "alipay"}, "CreateRecharge"),
+    ("withdrawals", {"amount_fen": 6_000}, "RequestWithdrawal"),
+])
+def test_the_11th_recharge_or_withdrawal_of_one_shopper_within_a_minute_is_refused_and_other_shoppers_go_on(
+        client: FlaskClient, clients, bearer: Callable, path: str, body: dict, rpc: str) -> None:
+    getattr(clients.member, rpc).reply = recharge() if rpc == "CreateRecharge" else pb.Withdrawal(
+        id=3, withdrawal_no="W3", amount_fen=6_000, status="PENDING_REVIEW", created_at=JOINED)
 
     def start(user_id: int, n: int, ip: str = "203.0.113.7"):  # type: ignore[no-untyped-def]
-        return client.post("/api/v1/member/recharges", json={"amount_fen": 50_000, "channel": "alipay"},
+        return client.post(f"/api/v1/member/{path}", json=body,
                            headers={**bearer(user_id=user_id), "Idempotency-Key": f"k-{user_id}-{n}"},
                            environ_base={"REMOTE_ADDR": ip})
 
@@ -372,7 +378,7 @@ def test_the_11th_recharge_of_one_shopper_within_a_minute_is_refused_and_other_s
 
     assert [r.status_code for r in mine] == [201] * 10 + [429]
     assert (mine[-1].get_json()["error"]["code"], theirs.status_code) == ("RATE_LIMITED", 201)
-    assert len(clients.member.CreateRecharge.calls) == 11  # the refused one never reached the member service
+    assert len(getattr(clients.member, rpc).calls) == 11  # the refused one never reached the member service
 
 
 def test_too_many_pending_recharges_is_a_422_with_how_many(client: FlaskClient, clients, bearer: Callable,
