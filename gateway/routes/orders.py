@@ -57,13 +57,16 @@ class CartItemOut(Reply):
     price_changed: bool
     stock_status: Literal["in_stock", "low", "sold_out", "unavailable"]
     image: str
+    max_per_shopper: int = Field(description="限购 of the line's product, 0 = no limit: the most units one shopper may "
+                                             "hold in orders (a stepper's maximum); checkout and preview refuse more, "
+                                             "422 PURCHASE_LIMIT_EXCEEDED")
 
     @classmethod
     def from_proto(cls, item: order_pb2.CartItem) -> CartItemOut:
         return cls(id=item.id, sku_id=item.sku_id, product_id=item.product_id, name=item.name, spec=item.spec,
                    price_fen=item.price_fen, quantity=item.quantity, selected=item.selected, valid=item.valid,
                    price_changed=item.price_changed, stock_status=item.stock_status or "unavailable",  # type: ignore[arg-type]
-                   image=item.image)
+                   image=item.image, max_per_shopper=item.max_per_shopper)
 
 
 class CartOut(Reply):

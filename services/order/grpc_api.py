@@ -279,7 +279,7 @@ def _cart_item(line: CartLine) -> order_pb2.CartItem:
                               quantity=item.quantity, selected=item.selected, valid=line.valid,
                               price_changed=line.price_changed,
                               stock_status=sku.stock_status if sku and sku.on_sale else "unavailable",
-                              image=sku.image if sku else "")
+                              image=sku.image if sku else "", max_per_shopper=sku.max_per_shopper if sku else 0)
 
 
 def _line(line: OrderLine) -> order_pb2.OrderLine:

@@ -39,6 +39,25 @@ def test_adding_to_the_cart_sends_sku_and_quantity_and_answers_201(client: Flask
     assert clients.order.AddCartItem.calls[0].message == order_pb2.AddCartItemRequest(sku_id=101, quantity=2)
 
 
+def test_the_cart_answers_each_line_as_the_order_service_gave_it_with_its_purchase_limit(
+        client: FlaskClient, clients, auth) -> None:
+    clients.order.ListCart.reply = order_pb2.Cart(selected_total_fen=2 * 1999, items=[
+        order_pb2.CartItem(id=1, sku_id=101, product_id=10, name="T恤", spec="颜色:黑", price_fen=1999, quantity=2,
+                           selected=True, valid=True, price_changed=True, stock_status="low", image="/media/t.jpg",
+                           max_per_shopper=3),
+        order_pb2.CartItem(id=2, sku_id=102, product_id=11, quantity=1)])  # off the shelf: the service's zeros
+
+    response = client.get("/api/v1/cart", headers=auth)
+
+    assert (response.status_code, response.get_json()) == (200, {"selected_total_fen": 3998, "items": [
+        {"id": 1, "sku_id": 101, "product_id": 10, "name": "T恤", "spec": "颜色:黑", "price_fen": 1999, "quantity": 2,
+         "selected": True, "valid": True, "price_changed": True, "stock_status": "low", "image": "/media/t.jpg",
+         "max_per_shopper": 3},
+        {"id": 2, "sku_id": 102, "product_id": 11, "name": "", "spec": "", "price_fen": 0, "quantity": 1,
+         "selected": False, "valid": False, "price_changed": False, "stock_status": "unavailable", "image": "",
+         "max_per_shopper": 0}]})
+
+
 def test_a_client_price_is_refused_not_used(client: FlaskClient, clients, auth) -> None:
     response = client.post("/api/v1/cart/items", json={"sku_id": 101, "quantity": 1,
                                                        "price_fen": 1}, headers=auth)

@@ -4,10 +4,13 @@ orders; the limit counts the shopper's orders that hold or took units, submit an
 from __future__ import annotations
 
 import pytest
+from mall.order.v1 import order_pb2
 
+from services.common.auth import Caller, caller_var
 from services.common.errors import DomainError, ErrorKind
 from services.order import service
 from services.order.domain import Order
+from services.order.grpc_api import OrderServicer
 from services.order.service import CheckoutInput, OrderSettings
 from tests.unit.order.conftest import NOW, Shop
 
@@ -125,3 +128,17 @@ def test_preview_refuses_as_submit_does(flash: Shop) -> None:
     assert (refused.value.code, refused.value.details) == (
         "PURCHASE_LIMIT_EXCEEDED", {"product_id": PRODUCT, "max_per_shopper": LIMIT, "already": 2, "requested": 2})
     assert quote.lines[0].quantity == 1
+
+
+def test_the_cart_shows_each_lines_purchase_limit_and_0_where_there_is_none(flash: Shop) -> None:
+    flash.catalog.put(301, product_id=30, price_fen=500)  # no limit
+    for sku_id in (FLASH, 301):
+        service.add_cart_item(flash.uow, flash.catalog, user_id=1, sku_id=sku_id, quantity=1, now=NOW)
+    servicer = OrderServicer(lambda: flash.uow, flash.catalog, flash.stock, flash.members, flash.users, flash.settings)
+    token = caller_var.set(Caller(user_id=1, roles=frozenset(), token_id="t", token="x"))
+    try:
+        cart = servicer.ListCart(order_pb2.ListCartRequest(), None)  # type: ignore[arg-type]
+    finally:
+        caller_var.reset(token)
+
+    assert [(item.sku_id, item.max_per_shopper) for item in cart.items] == [(FLASH, LIMIT), (301, 0)]

@@ -14,7 +14,7 @@ class ListCartRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class CartItem(_message.Message):
-    __slots__ = ("id", "sku_id", "product_id", "name", "spec", "price_fen", "quantity", "selected", "valid", "price_changed", "stock_status", "image")
+    __slots__ = ("id", "sku_id", "product_id", "name", "spec", "price_fen", "quantity", "selected", "valid", "price_changed", "stock_status", "image", "max_per_shopper")
     ID_FIELD_NUMBER: _ClassVar[int]
     SKU_ID_FIELD_NUMBER: _ClassVar[int]
     PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class CartItem(_message.Message):
     PRICE_CHANGED_FIELD_NUMBER: _ClassVar[int]
     STOCK_STATUS_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
+    MAX_PER_SHOPPER_FIELD_NUMBER: _ClassVar[int]
     id: int
     sku_id: int
     product_id: int
@@ -39,7 +40,8 @@ class CartItem(_message.Message):
     price_changed: bool
     stock_status: str
     image: str
-    def __init__(self, id: _Optional[int] = ..., sku_id: _Optional[int] = ..., product_id: _Optional[int] = ..., name: _Optional[str] = ..., spec: _Optional[str] = ..., price_fen: _Optional[int] = ..., quantity: _Optional[int] = ..., selected: _Optional[bool] = ..., valid: _Optional[bool] = ..., price_changed: _Optional[bool] = ..., stock_status: _Optional[str] = ..., image: _Optional[str] = ...) -> None: ...
+    max_per_shopper: int
+    def __init__(self, id: _Optional[int] = ..., sku_id: _Optional[int] = ..., product_id: _Optional[int] = ..., name: _Optional[str] = ..., spec: _Optional[str] = ..., price_fen: _Optional[int] = ..., quantity: _Optional[int] = ..., selected: _Optional[bool] = ..., valid: _Optional[bool] = ..., price_changed: _Optional[bool] = ..., stock_status: _Optional[str] = ..., image: _Optional[str] = ..., max_per_shopper: _Optional[int] = ...) -> None: ...
 
 class Cart(_message.Message):
     __slots__ = ("items", "selected_total_fen")
