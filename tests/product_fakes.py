@@ -305,8 +305,9 @@ class FakeReviewRepository:
     def of_product(self, product_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
         return self._page([r for r in self.items if r.product_id == product_id and not r.hidden], offset, limit)
 
-    def of_user(self, user_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
-        return self._page([r for r in self.items if r.user_id == user_id], offset, limit)
+    def of_user(self, user_id: int, offset: int, limit: int, order_no: str = "") -> tuple[list[Review], int]:
+        return self._page([r for r in self.items if r.user_id == user_id and (not order_no or r.order_no == order_no)],
+                          offset, limit)
 
     def _page(self, found: list[Review], offset: int, limit: int) -> tuple[list[Review], int]:
         found.sort(key=lambda r: (r.created_at, r.id or 0), reverse=True)

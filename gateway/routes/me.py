@@ -353,9 +353,15 @@ def clear_history() -> HistoryCleared:
     return HistoryCleared(cleared=service(UserServiceStub).ClearHistory(user_pb2.ClearHistoryRequest()).cleared)
 
 
+class MyReviewsQuery(PageQuery):
+    order_no: str | None = Field(None, pattern=anchored(formats.ORDER_NO),
+                                 description="only my reviews of this order: which of its lines I reviewed (line_id); "
+                                             "another shopper's order number finds none")
+
+
 @bp.get("/reviews")
-@operation(summary="My reviews, newest first", tag="me", query=PageQuery, responses={200: Page[MyReviewOut]})
-def list_my_reviews(query: PageQuery) -> Page[MyReviewOut]:
-    reply = service(ProductServiceStub).ListMyReviews(product_pb2.ListMyReviewsRequest(offset=query.offset,
-                                                                                       limit=query.page_size))
+@operation(summary="My reviews, newest first", tag="me", query=MyReviewsQuery, responses={200: Page[MyReviewOut]})
+def list_my_reviews(query: MyReviewsQuery) -> Page[MyReviewOut]:
+    reply = service(ProductServiceStub).ListMyReviews(product_pb2.ListMyReviewsRequest(
+        offset=query.offset, limit=query.page_size, order_no=query.order_no or ""))
     return Page[MyReviewOut].of([MyReviewOut.from_proto(r) for r in reply.items], query, reply.total)

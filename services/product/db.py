@@ -701,9 +701,10 @@ class SqlReviewRepository:
             .order_by(*NEWEST_REVIEWS_FIRST).offset(offset).limit(limit)).scalars()
         return list(found), self.summary(product_id).count
 
-    def of_user(self, user_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
-        return counted_page(self.session, Review, reviews, [reviews.c.user_id == user_id], NEWEST_REVIEWS_FIRST,
-                            offset, limit)
+    def of_user(self, user_id: int, offset: int, limit: int, order_no: str = "") -> tuple[list[Review], int]:
+        # An order's: along uq_reviews_order_line (a handful of rows); all: along ix_reviews_user_created.
+        where = [reviews.c.user_id == user_id, *([reviews.c.order_no == order_no] if order_no else [])]
+        return counted_page(self.session, Review, reviews, where, NEWEST_REVIEWS_FIRST, offset, limit)
 
     def summary(self, product_id: int) -> RatingSummary:
         row = self.session.execute(select(*(product_ratings.c[f"stars_{n}"] for n in RATINGS))

@@ -231,7 +231,8 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
     def ListMyReviews(self, request: product_pb2.ListMyReviewsRequest,
                       context: grpc.ServicerContext) -> product_pb2.ListReviewsResponse:
         caller = require_caller()
-        page = reviews.my_reviews(self.uow(), user_id=caller.user_id, offset=request.offset, limit=request.limit or 20)
+        page = reviews.my_reviews(self.uow(), user_id=caller.user_id, order_no=request.order_no, offset=request.offset,
+                                  limit=request.limit or 20)
         return product_pb2.ListReviewsResponse(items=[_review(r, own=True) for r in page.items], total=page.total)
 
 

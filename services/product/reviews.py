@@ -162,9 +162,12 @@ def staff_reviews(uow: ProductUnitOfWork, *, product_id: int = 0, rating: int = 
         return ReviewPage(found, total)
 
 
-def my_reviews(uow: ProductUnitOfWork, *, user_id: int, offset: int = 0, limit: int = 20) -> ReviewPage:
+def my_reviews(uow: ProductUnitOfWork, *, user_id: int, order_no: str = "", offset: int = 0,
+               limit: int = 20) -> ReviewPage:
+    """The user's reviews, newest first; with `order_no`, only those of that order (which of its lines are reviewed;
+    another user's order number finds none)."""
     with uow:
-        found, total = uow.reviews.of_user(user_id, max(offset, 0), _limit(limit))
+        found, total = uow.reviews.of_user(user_id, max(offset, 0), _limit(limit), order_no=order_no)
         return ReviewPage(found, total)
 
 

@@ -177,8 +177,8 @@ class ReviewRepository(Protocol):
     def of_product(self, product_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
         """Newest first, and the total."""
 
-    def of_user(self, user_id: int, offset: int, limit: int) -> tuple[list[Review], int]:
-        """Newest first, and the total."""
+    def of_user(self, user_id: int, offset: int, limit: int, order_no: str = "") -> tuple[list[Review], int]:
+        """Newest first, and the total; only those of order `order_no` when given."""
 
     def summary(self, product_id: int) -> RatingSummary: ...
 

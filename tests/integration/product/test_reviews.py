@@ -105,6 +105,27 @@ def test_reviews_page_newest_first_and_the_detail_reads_the_summary_row(uow: Uow
     assert detail.rating.average_tenths == 38  # 15 / 4 = 3.75, half up
 
 
+def test_my_reviews_of_one_order_are_read_on_the_database(uow: UowFactory) -> None:
+    shelf = Shelf(uow)
+    product_id = shelf.product("保温杯")
+    [sku_id] = shelf.sku_ids(product_id)
+    for order_no, user_id, line_ids in (("N1", BUYER, (1, 2)), ("N2", BUYER, (3, 4)), ("N3", BUYER + 1, (5,))):
+        with uow() as u:
+            reviews.record_completed_lines(u, order_no=order_no, user_id=user_id, completed_at=T0, lines=[
+                reviews.CompletedLine(line_id=i, product_id=product_id, sku_id=sku_id) for i in line_ids])
+            u.commit()
+    for order_no, user_id, line_id in (("N1", BUYER, 1), ("N2", BUYER, 3), ("N1", BUYER, 2), ("N3", BUYER + 1, 5)):
+        reviews.post_review(uow(), user_id=user_id, order_no=order_no, line_id=line_id,
+                            draft=ReviewDraft(rating=4), now=T0 + timedelta(minutes=line_id))
+
+    def lines(user_id: int, order_no: str) -> tuple[list[int], int]:
+        page = reviews.my_reviews(uow(), user_id=user_id, order_no=order_no)
+        return [r.line_id for r in page.items], page.total
+
+    assert (lines(BUYER, "N1"), lines(BUYER, "N2"), lines(BUYER, "N3"), lines(BUYER, "")) == (
+        ([2, 1], 2), ([3], 1), ([], 0), ([3, 2, 1], 3))
+
+
 def test_two_staff_hiding_one_review_at_once_take_its_stars_out_once(pg_uow: UowFactory, pg_engine: Engine) -> None:
     shelf = Shelf(pg_uow)
     product_id = shelf.product("保温杯")

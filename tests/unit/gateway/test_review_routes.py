@@ -123,6 +123,18 @@ def test_my_reviews_show_their_order_lines(client: FlaskClient, clients: FakeSer
                                    "total": 1}
 
 
+def test_my_reviews_of_one_order_pass_its_number_and_a_malformed_one_is_refused(
+        client: FlaskClient, clients: FakeServices, auth: dict[str, str]) -> None:
+    clients.product.ListMyReviews.reply = product_pb2.ListReviewsResponse(items=[REVIEW], total=1)
+
+    found = client.get(f"{API}/me/reviews?order_no=N5", headers=auth)
+    refused = client.get(f"{API}/me/reviews?order_no=N5'--", headers=auth)
+
+    assert (found.status_code, [call.message for call in clients.product.ListMyReviews.calls]) == (
+        200, [product_pb2.ListMyReviewsRequest(offset=0, limit=20, order_no="N5")])
+    assert (refused.status_code, refused.get_json()["error"]["code"]) == (400, "INVALID_REQUEST")
+
+
 def test_customer_service_hides_a_review_of_a_product_with_a_reason(client: FlaskClient, clients: FakeServices,
                                                                     bearer: Callable[..., dict[str, str]]) -> None:
     clients.product.HideReview.reply = product_pb2.Review(

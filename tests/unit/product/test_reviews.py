@@ -163,6 +163,21 @@ def test_a_products_reviews_are_newest_first_with_the_summary_the_detail_shows_t
     assert reviews.my_reviews(uow, user_id=STRANGER).total == 0
 
 
+def test_my_reviews_of_one_order_say_which_of_its_lines_i_reviewed(uow: FakeProductUnitOfWork,
+                                                                   bought: tuple[int, int]) -> None:
+    product_id, sku_id = bought
+    complete(uow, completed("N2", product_id, sku_id, 3, 4))
+    for minute, (order_no, line_id) in enumerate((("N1", 1), ("N2", 3), ("N1", 2))):
+        post(uow, line_id, 5, order_no=order_no, at=T0 + timedelta(minutes=minute))
+
+    of_n1 = reviews.my_reviews(uow, user_id=BUYER, order_no="N1")
+    of_n2 = reviews.my_reviews(uow, user_id=BUYER, order_no="N2")
+
+    assert ([r.line_id for r in of_n1.items], of_n1.total) == ([2, 1], 2)
+    assert ([r.line_id for r in of_n2.items], of_n2.total) == ([3], 1)  # line 4 of N2 is not reviewed yet
+    assert reviews.my_reviews(uow, user_id=STRANGER, order_no="N1").total == 0  # another buyer's order: none
+
+
 def test_a_product_off_the_shelf_shows_no_reviews(uow: FakeProductUnitOfWork, bought: tuple[int, int]) -> None:
     service.set_shelf(uow, actor_id=7, product_id=bought[0], on_shelf=False, now=T0)
     with pytest.raises(NotFound):

@@ -571,12 +571,14 @@ class ListProductReviewsRequest(_message.Message):
     def __init__(self, product_id: _Optional[int] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class ListMyReviewsRequest(_message.Message):
-    __slots__ = ("offset", "limit")
+    __slots__ = ("offset", "limit", "order_no")
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
     offset: int
     limit: int
-    def __init__(self, offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+    order_no: str
+    def __init__(self, offset: _Optional[int] = ..., limit: _Optional[int] = ..., order_no: _Optional[str] = ...) -> None: ...
 
 class ListReviewsResponse(_message.Message):
     __slots__ = ("items", "total", "rating")
