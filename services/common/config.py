@@ -359,8 +359,9 @@ class ServiceSettings:
 
 
 def database_url(env: Env, service: str) -> str:
-    """The service's database: <SERVICE>_DATABASE_URL, by default a SQLite file under var/ (make run)."""
-    return env.str(f"{service.upper()}_DATABASE_URL", f"sqlite:///var/{service}.db")
+    """The service's database: <SERVICE>_DATABASE_URL, by default a SQLite file under $MINIMALL_VAR (var/), where
+    `make run` and `make audit` look for it too."""
+    return env.str(f"{service.upper()}_DATABASE_URL", f"sqlite:///{Path(env.str('MINIMALL_VAR', 'var')) / service}.db")
 
 
 def provider_url(name: str, url: str, environment: str) -> str:

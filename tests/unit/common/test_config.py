@@ -127,6 +127,15 @@ def test_each_service_has_its_own_default_ports_and_sqlite_database(
         service, f"127.0.0.1:{grpc_port}", metrics_port, f"sqlite:///var/{service}.db")
 
 
+def test_the_default_sqlite_database_lies_under_minimall_var_where_make_audit_reads_it(default_key_in_cwd: Path) -> None:
+    from tools.audit import database_urls
+
+    environ = {"MINIMALL_VAR": "/srv/mall-state"}
+
+    assert ServiceSettings.from_env("order", environ).database_url == "sqlite:////srv/mall-state/order.db"
+    assert database_urls(environ)["order"] == "sqlite:////srv/mall-state/order.db"
+
+
 def test_defaults_need_no_consul_and_log_at_info(default_key_in_cwd: Path) -> None:
     settings = ServiceSettings.from_env("order", {})
 
