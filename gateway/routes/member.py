@@ -267,7 +267,7 @@ class RechargeRequest(Body):
     channel: Literal["wechat", "alipay", "bank_card"]
 
 
-RechargeStatus = Literal["PENDING", "PAID", "EXPIRED"]
+RechargeStatus = Literal["PENDING", "PAID", "EXPIRED", "CLOSED"]
 
 
 class RechargeView(Reply):
@@ -277,7 +277,8 @@ class RechargeView(Reply):
     recharge_no: str
     status: RechargeStatus = Field(description="PENDING while awaiting payment; PAID once the channel's verified "
                                    "payment was credited; EXPIRED when the channel said it was not paid by pay_deadline "
-                                   "(a payment the channel reports later still credits it: PAID)")
+                                   "(a payment the channel reports later still credits it: PAID); CLOSED when the "
+                                   "shopper closed it (POST …/close; likewise credited if a payment still arrives)")
     channel: Literal["wechat", "alipay", "bank_card"]
     amount_fen: int
     bonus_fen: int = Field(description="the bonus credit it earned when paid; 0 while PENDING")
@@ -450,7 +451,8 @@ def my_withdrawal(withdrawal_id: int) -> MyWithdrawalOut:
                        "parameters first given), the same key with another body is a 409. A channel that refuses "
                        "stores no recharge. 422 TOO_MANY_PENDING_RECHARGES (details.pending_recharges, "
                        f"details.limit) when the shopper already has {formats.MAX_PENDING_RECHARGES} awaiting "
-                       "payment: pay one, or wait until one expires (minutes after its pay_deadline).")
+                       "payment: pay one, close one (POST /member/recharges/{recharge_no}/close), or wait until "
+                       "one expires (minutes after its pay_deadline).")
 def create_recharge(body: RechargeRequest, idempotency_key: str) -> tuple[RechargeOut, int]:
     return RechargeOut.from_proto(service(MemberServiceStub).CreateRecharge(pb.CreateRechargeRequest(
         amount_fen=body.amount_fen, channel=body.channel, idempotency_key=idempotency_key))), 201
@@ -470,4 +472,21 @@ def my_recharges(query: RechargesQuery) -> Page[RechargeView]:
            responses={200: RechargeView}, description="Another shopper's recharge is a 404.")
 def get_recharge(recharge_no: str) -> RechargeView:
     return RechargeView.from_proto(service(MemberServiceStub).GetRecharge(pb.GetRechargeRequest(
+        recharge_no=recharge_no)))
+
+
+@bp.post("/recharges/<no:recharge_no>/close")
+@operation(summary="Close one of my recharges awaiting payment, so another can start", tag="member",
+           responses={200: RechargeView}, limits=RECHARGE_LIMITS,
+           description="The channel closes the payment first, then the recharge is CLOSED and no longer counts "
+                       f"against the {formats.MAX_PENDING_RECHARGES} awaiting payment. One the channel reports paid "
+                       "(the payer beat the close) is credited and answered PAID, a 200 too. Closing a CLOSED one "
+                       "again answers it as it is. 404 RECHARGE_NOT_FOUND for another shopper's; 409 "
+                       "RECHARGE_STATE_CONFLICT (details.status) for a PAID or EXPIRED one, or one being paid "
+                       "right now; 422 RECHARGE_NOT_CLOSABLE for a bank-card recharge (the channel has no close) "
+                       "or an Alipay one never opened in Alipay (it stays payable until pay_deadline); 503 "
+                       "WECHATPAY_UNAVAILABLE or ALIPAY_UNAVAILABLE when the channel gives no trustworthy answer: "
+                       "the recharge stays PENDING, try again.")
+def close_recharge(recharge_no: str) -> RechargeView:
+    return RechargeView.from_proto(service(MemberServiceStub).CloseRecharge(pb.CloseRechargeRequest(
         recharge_no=recharge_no)))

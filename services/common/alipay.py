@@ -10,7 +10,8 @@ too). We sign with the application's private key; notifies must verify with *Ali
 A lost notify is caught up by `alipay.trade.query` (reconciliation): the request is POSTed form-encoded to
 the gateway, signed like any other; the answer is JSON `{"alipay_trade_query_response": {...}, "sign": ...}`
 whose `sign` covers the *exact text* of the response object as it came over the wire (not a re-encoding),
-verified with Alipay's public key before anything in it is believed.
+verified with Alipay's public key before anything in it is believed. `alipay.trade.close` (a shopper closing a
+recharge) is called and verified the same way.
 
 `python-alipay-sdk` was considered: it implements the same signature, but brings pycryptodomex
 besides the `cryptography` we already use for WeChat Pay, and its `verify()` checks only the
@@ -214,32 +215,12 @@ class Alipay:
         """`alipay.trade.query` by our trade number: the trade as Alipay reports it, its answer verified with
         Alipay's public key; None when Alipay knows no such trade (ACQ.TRADE_NOT_EXIST: never paid).
         AlipayUnavailable when there is no trustworthy answer, AlipayApiError when Alipay refuses."""
-        biz = {"out_trade_no": out_trade_no}
-        params = {"app_id": self.settings.app_id, "method": "alipay.trade.query", "format": "JSON",
-                  "charset": "utf-8", "sign_type": "RSA2", "timestamp": beijing_time(now), "version": "1.0",
-                  "biz_content": json.dumps(biz, ensure_ascii=False, separators=(",", ":"))}
-        params["sign"] = rsa2_sign(self._app_key, signing_content(params))
         try:
-            response = self.session.post(self.settings.gateway_url, data=params, timeout=self.settings.timeout_seconds,
-                                         headers={"Accept": "application/json"})
-        except requests.RequestException as exc:
-            log.warning("alipay.trade.query: no answer (%s)", type(exc).__name__)
-            raise AlipayUnavailable(f"no answer from Alipay ({type(exc).__name__})") from None
-        if response.status_code != 200:
-            raise AlipayUnavailable(f"Alipay answered HTTP {response.status_code}")
-        try:
-            content, sign = signed_response(response.content.decode("utf-8"), "alipay_trade_query_response")
-        except (UnicodeDecodeError, ValueError):
-            raise AlipayUnavailable("the answer is not an alipay.trade.query answer") from None
-        if not rsa2_verify(self._alipay_key, content, sign):
-            log.error("alipay.trade.query for %s: the answer's sign does not verify", out_trade_no)
-            raise AlipayUnavailable("the answer's sign does not verify with Alipay's public key")
-        data = json.loads(content)
-        if data.get("code") != "10000":
-            if data.get("sub_code") == "ACQ.TRADE_NOT_EXIST":
+            data = self._call("alipay.trade.query", {"out_trade_no": out_trade_no}, now=now)
+        except AlipayApiError as exc:
+            if exc.sub_code == "ACQ.TRADE_NOT_EXIST":
                 return None
-            raise AlipayApiError(str(data.get("code", "")), str(data.get("sub_code", "")),
-                                 str(data.get("sub_msg") or data.get("msg") or ""))
+            raise
         trade_no, status = str(data.get("trade_no") or ""), str(data.get("trade_status") or "")
         if data.get("out_trade_no") != out_trade_no or not trade_no or not status:
             raise AlipayUnavailable("the answer is about another trade, or lacks trade_no or trade_status")
@@ -249,6 +230,43 @@ class Alipay:
             raise AlipayUnavailable("total_amount is not an amount in yuan") from None
         return TradeNotice(out_trade_no=out_trade_no, trade_no=trade_no, trade_status=status, total_fen=total_fen,
                            app_id=self.settings.app_id, paid=status in PAID_STATUSES)
+
+    def close_trade(self, out_trade_no: str, *, now: datetime) -> None:
+        """`alipay.trade.close` by our trade number: the unpaid trade becomes TRADE_CLOSED and can no longer be paid.
+        AlipayApiError ACQ.TRADE_STATUS_ERROR when the trade was paid (or is finished), ACQ.TRADE_NOT_EXIST when
+        Alipay has not seen it (its order string was never opened: it can still be, until its time_expire);
+        AlipayUnavailable when there is no trustworthy answer."""
+        data = self._call("alipay.trade.close", {"out_trade_no": out_trade_no}, now=now)
+        if data.get("out_trade_no") != out_trade_no:
+            raise AlipayUnavailable("the answer is about another trade")
+
+    def _call(self, method: str, biz: Mapping[str, str], *, now: datetime) -> dict[str, object]:
+        """POST `method` to the gateway, signed; its answer object, verified with Alipay's public key. AlipayApiError
+        when the verified answer's code is not 10000, AlipayUnavailable when there is no trustworthy answer."""
+        params = {"app_id": self.settings.app_id, "method": method, "format": "JSON",
+                  "charset": "utf-8", "sign_type": "RSA2", "timestamp": beijing_time(now), "version": "1.0",
+                  "biz_content": json.dumps(biz, ensure_ascii=False, separators=(",", ":"))}
+        params["sign"] = rsa2_sign(self._app_key, signing_content(params))
+        try:
+            response = self.session.post(self.settings.gateway_url, data=params, timeout=self.settings.timeout_seconds,
+                                         headers={"Accept": "application/json"})
+        except requests.RequestException as exc:
+            log.warning("%s: no answer (%s)", method, type(exc).__name__)
+            raise AlipayUnavailable(f"no answer from Alipay ({type(exc).__name__})") from None
+        if response.status_code != 200:
+            raise AlipayUnavailable(f"Alipay answered HTTP {response.status_code}")
+        try:
+            content, sign = signed_response(response.content.decode("utf-8"), method.replace(".", "_") + "_response")
+        except (UnicodeDecodeError, ValueError):
+            raise AlipayUnavailable(f"the answer is not an {method} answer") from None
+        if not rsa2_verify(self._alipay_key, content, sign):
+            log.error("%s for %s: the answer's sign does not verify", method, biz.get("out_trade_no"))
+            raise AlipayUnavailable("the answer's sign does not verify with Alipay's public key")
+        data = json.loads(content)
+        if data.get("code") != "10000":
+            raise AlipayApiError(str(data.get("code", "")), str(data.get("sub_code", "")),
+                                 str(data.get("sub_msg") or data.get("msg") or ""))
+        return data
 
     def verify_notify(self, params: Mapping[str, str]) -> TradeNotice:
         """An asynchronous trade notify (form fields), verified; NotifyRejected with the reason otherwise."""

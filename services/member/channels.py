@@ -6,6 +6,12 @@ a URL of its own, apart from the orders' notify), Alipay (an RSA2-signed alipay.
 order string; notify at POST /api/v1/payments/alipay/notify) and the bank-card channel (signed
 cashier parameters; HMAC-signed callback at POST /api/v1/payments/bankcard/notify). Every notify
 is verified by its adapter before anything is credited; none is trusted on its word.
+
+A shopper may close a recharge awaiting payment (`close`): WeChat Pay closes the order
+(POST /v3/pay/transactions/out-trade-no/{no}/close), Alipay the trade (alipay.trade.close), and either is then
+final, so a CLOSED recharge is never paid again short of a payment that beat the close (credited all the same).
+The bank-card channel's protocol has no close: its signed cashier parameters stay payable until their expires_at,
+so a bank-card recharge is not closable (RECHARGE_NOT_CLOSABLE) and ends by paying or expiring.
 """
 
 from __future__ import annotations
@@ -100,6 +106,12 @@ class ChannelAdapter(Protocol):
         """Ask the channel (reconciliation, expiry): its verified answer (one it knows no payment of is
         `never_paid`); None when it cannot say (no answer, an unverifiable one, no query configured)."""
 
+    def close(self, out_trade_no: str) -> PaidNotice:
+        """Close the payment at the channel, so nothing can pay it any more, then how it ended there, verified: paid
+        (the payer beat the close) or not (closed, or never started there: `never_paid`); `paying` when the channel
+        would not close it because the payer is paying right now. <CHANNEL>_UNAVAILABLE (503) when the channel gives
+        no trustworthy answer (nothing known to be closed), RECHARGE_NOT_CLOSABLE (422) when it cannot close one."""
+
 
 class PaymentChannel(Protocol):
     """What the recharge use cases see: every configured channel by name."""
@@ -110,6 +122,8 @@ class PaymentChannel(Protocol):
     def verify(self, *, channel: str, headers: Mapping[str, str], body: bytes) -> PaidNotice: ...
 
     def query(self, *, channel: str, out_trade_no: str) -> PaidNotice | None: ...
+
+    def close(self, *, channel: str, out_trade_no: str) -> PaidNotice: ...
 
 
 class RechargeChannels:
@@ -135,6 +149,12 @@ class RechargeChannels:
     def query(self, *, channel: str, out_trade_no: str) -> PaidNotice | None:
         adapter = self.adapters.get(channel)
         return adapter.query(out_trade_no) if adapter is not None else None
+
+    def close(self, *, channel: str, out_trade_no: str) -> PaidNotice:
+        adapter = self.adapters.get(channel)
+        if adapter is None:
+            raise DomainError("CHANNEL_NOT_CONFIGURED", f"{channel} payments are not configured on this server")
+        return adapter.close(out_trade_no)
 
 
 class Payers(Protocol):
@@ -177,6 +197,24 @@ class WechatRecharge:
             return never_paid(out_trade_no) if exc.means("ORDER_NOT_EXIST") else None
         except wechatpay.WechatPayError:
             return None
+
+    def close(self, out_trade_no: str) -> PaidNotice:
+        """Close the order, then query it: once closed WeChat Pay takes no payment, so the query's answer is final
+        (SUCCESS when the payer was faster: the close answered ORDERPAID). An order WeChat Pay never saw (no prepay
+        reached it) cannot be paid: `never_paid`."""
+        try:
+            self.wechat.close(out_trade_no)
+        except wechatpay.WechatPayApiError as exc:
+            if exc.means("ORDER_NOT_EXIST"):
+                return never_paid(out_trade_no)
+            if not exc.means("ORDERPAID"):  # paid first: the query says so
+                raise _unavailable("WECHATPAY", exc.reason) from None
+        except wechatpay.WechatPayError as exc:
+            raise _unavailable("WECHATPAY", exc.reason) from None
+        notice = self.query(out_trade_no)
+        if notice is None or notice.out_trade_no != out_trade_no:
+            raise _unavailable("WECHATPAY", "the order query after the close gave no usable answer")
+        return notice
 
 
 # WeChat Pay's trade states that are over without a payment; any other but SUCCESS may still be paid
@@ -226,6 +264,27 @@ class AlipayRecharge:
             return None
         return never_paid(out_trade_no) if notice is None else _alipay_notice(notice)
 
+    def close(self, out_trade_no: str) -> PaidNotice:
+        """alipay.trade.close, then alipay.trade.query for how the trade ended (TRADE_CLOSED is final; a paid one
+        refuses the close with ACQ.TRADE_STATUS_ERROR and the query says it was paid). A trade Alipay has not seen
+        (ACQ.TRADE_NOT_EXIST: the shopper never opened the order string in Alipay) cannot be closed, and its order
+        string stays payable until its time_expire: not closable now."""
+        try:
+            self.client.close_trade(out_trade_no, now=utcnow())
+        except alipay.AlipayApiError as exc:
+            if exc.sub_code == "ACQ.TRADE_NOT_EXIST":
+                raise DomainError("RECHARGE_NOT_CLOSABLE", "Alipay has not seen this payment yet, so it cannot be "
+                                  "closed: it can still be paid until its pay_deadline, or it expires after it",
+                                  details={"channel": "alipay"}) from None
+            if exc.sub_code != "ACQ.TRADE_STATUS_ERROR":  # paid (or closed) already: the query says which
+                raise _unavailable("ALIPAY", exc.reason) from None
+        except alipay.AlipayError as exc:
+            raise _unavailable("ALIPAY", exc.reason) from None
+        notice = self.query(out_trade_no)
+        if notice is None or notice.out_trade_no != out_trade_no:
+            raise _unavailable("ALIPAY", "alipay.trade.query after the close gave no usable answer")
+        return notice
+
 
 def _alipay_notice(notice: alipay.TradeNotice) -> PaidNotice:
     # WAIT_BUYER_PAY: Alipay closes the trade at its time_expire, so until it says TRADE_CLOSED it may be paid.
@@ -262,6 +321,17 @@ class BankcardRecharge:
             log.warning("bank-card query for %s: %s", out_trade_no, exc.reason)
             return None
         return never_paid(out_trade_no) if payment is None else _bankcard_notice(payment)
+
+    def close(self, out_trade_no: str) -> PaidNotice:
+        """The channel's protocol has no close: its cashier parameters stay payable until their expires_at, so the
+        recharge cannot be closed (RECHARGE_NOT_CLOSABLE). The channel is asked first all the same, so one already
+        paid (its callback not yet here) is answered paid and credited."""
+        notice = self.query(out_trade_no)
+        if notice is not None and notice.paid and notice.out_trade_no == out_trade_no:
+            return notice
+        raise DomainError("RECHARGE_NOT_CLOSABLE", "a bank-card payment cannot be closed at the channel: it can "
+                          "still be paid until its pay_deadline, or it expires after it",
+                          details={"channel": "bank_card"})
 
 
 def _bankcard_notice(payment: bankcard.CardPayment) -> PaidNotice:
@@ -385,3 +455,6 @@ class SimulatedPayment:
 
     def query(self, *, channel: str, out_trade_no: str) -> PaidNotice | None:
         return None
+
+    def close(self, *, channel: str, out_trade_no: str) -> PaidNotice:
+        return never_paid(out_trade_no)  # nothing was started anywhere, so nothing can pay it

@@ -262,6 +262,7 @@ recharges = Table(
     Column("user_id", BigInteger, nullable=False, index=True),
     Column("amount_fen", BigInteger, nullable=False),
     Column("channel", String(16), nullable=False),
+    # RechargeStatus, free text with no CHECK: a new status (EXPIRED, CLOSED) needs no migration.
     Column("status", String(16), nullable=False),
     Column("channel_txn_id", String(64), nullable=False, default=""),
     Column("created_at", UTCDateTime, nullable=False),

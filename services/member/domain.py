@@ -893,6 +893,7 @@ class RechargeStatus(enum.StrEnum):
     PENDING = "PENDING"
     PAID = "PAID"
     EXPIRED = "EXPIRED"  # not paid by its payment deadline, the channel said so (service.expire_recharges)
+    CLOSED = "CLOSED"    # closed by the shopper before its deadline, the channel closed it (service.close_recharge)
 
 
 @dataclass
@@ -922,7 +923,7 @@ class Recharge:
                                details={"amount_fen": "out of range"})
         if pending_recharges >= MAX_PENDING_RECHARGES:
             raise DomainError("TOO_MANY_PENDING_RECHARGES", f"you have {pending_recharges} recharges awaiting payment: "
-                              "pay one, or wait for it to expire", details={"pending_recharges": pending_recharges,
+                              "pay one, close one, or wait for it to expire", details={"pending_recharges": pending_recharges,
                                                                             "limit": MAX_PENDING_RECHARGES})
         return cls(recharge_no=new_number("R", now), user_id=user_id, amount_fen=amount_fen, channel=channel,
                    status=RechargeStatus.PENDING, created_at=now)
@@ -937,9 +938,21 @@ class Recharge:
             raise Conflict("RECHARGE_STATE_CONFLICT", f"a {self.status} recharge cannot expire")
         self.status = RechargeStatus.EXPIRED
 
+    def close(self) -> bool:
+        """Closed at the shopper's word, once its channel closed the payment: CLOSED (no longer awaiting payment, so
+        no longer counted against MAX_PENDING_RECHARGES). True when this closes it; False when it was CLOSED already
+        (closing again changes nothing); a PAID or EXPIRED recharge cannot be closed."""
+        if self.status == RechargeStatus.CLOSED:
+            return False
+        if self.status != RechargeStatus.PENDING:
+            raise Conflict("RECHARGE_STATE_CONFLICT", f"a {self.status} recharge cannot be closed",
+                           details={"status": str(self.status)})
+        self.status = RechargeStatus.CLOSED
+        return True
+
     def mark_paid(self, *, paid_fen: int, channel_txn_id: str, now: datetime, channel: str | None = None) -> bool:
-        """True when this notify credits the recharge; False for a replay of the one that did. An EXPIRED
-        recharge is credited too: money the channel took (paid at the last moment, its notify late) is the
+        """True when this notify credits the recharge; False for a replay of the one that did. An EXPIRED or
+        CLOSED recharge is credited too: money the channel took (paid at the last moment, its notify late) is the
         shopper's, whatever was concluded before."""
         if channel is not None and channel != self.channel:
             raise Conflict("RECHARGE_CHANNEL_MISMATCH", f"this recharge is paid through {self.channel}, not {channel}")

@@ -266,6 +266,10 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
         return _recharge(service.get_recharge(self.uow(), user_id=require_caller().user_id,
                                               recharge_no=request.recharge_no))
 
+    def CloseRecharge(self, request: pb.CloseRechargeRequest, context: grpc.ServicerContext) -> pb.Recharge:
+        return _recharge(service.close_recharge(self.uow(), self.payment, user_id=require_caller().user_id,
+                                                recharge_no=request.recharge_no))
+
     def ListMyRecharges(self, request: pb.ListRechargesRequest,
                         context: grpc.ServicerContext) -> pb.ListRechargesResponse:
         found, total = service.my_recharges(self.uow(), user_id=require_caller().user_id, status=request.status,

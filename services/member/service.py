@@ -1533,6 +1533,40 @@ def my_recharges(uow: MemberUnitOfWork, *, user_id: int, status: str, offset: in
     return page
 
 
+def close_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, *, user_id: int, recharge_no: str,
+                   now: datetime | None = None) -> Recharge:
+    """Close one of the user's recharges awaiting payment (another user's is not found), so a new one can start:
+    its row locked FOR UPDATE, its channel closes the payment and says how it ended (`PaymentChannel.close`). One
+    the channel reports paid (the payer beat the close) is credited, through the notify's code path, and answered
+    PAID; otherwise it is CLOSED, no longer counted against MAX_PENDING_RECHARGES. A CLOSED one again is answered as
+    it is; a PAID or EXPIRED one is RECHARGE_STATE_CONFLICT. A channel that gives no trustworthy answer (503) or
+    cannot close (RECHARGE_NOT_CLOSABLE), or a payer paying right now, leaves it PENDING. A payment a channel reports
+    later for a CLOSED recharge (its notify) is still credited, as for an EXPIRED one."""
+    now = now or utcnow()
+    with uow:
+        recharge = uow.recharges.by_no(recharge_no, lock=True)
+        if recharge is None or recharge.user_id != user_id:
+            raise recharge_not_found()
+        if recharge.status != RechargeStatus.PENDING:
+            recharge.close()  # CLOSED already: nothing changes; PAID or EXPIRED: the conflict
+            uow.commit()
+            return recharge
+        notice = payment.close(channel=recharge.channel, out_trade_no=recharge_no)
+        if notice.paid:
+            if not _credit_reported_paid(uow, recharge, notice, now):
+                raise Conflict("RECHARGE_STATE_CONFLICT", "the channel reports this recharge paid but it cannot be "
+                               "credited as reported; staff have been told", details={"status": recharge.status})
+            log.info("recharge %s credited at its close (%s)", recharge_no, recharge.channel)
+            return recharge
+        if notice.paying:
+            raise Conflict("RECHARGE_STATE_CONFLICT", "the payer is paying this recharge right now: it cannot be "
+                           "closed", details={"status": recharge.status})
+        recharge.close()
+        uow.commit()
+    log.info("recharge %s closed by its shopper (%s)", recharge_no, recharge.channel)
+    return recharge
+
+
 def credit_recharge(uow: MemberUnitOfWork, *, recharge_no: str, paid_fen: int, channel_txn_id: str,
                     channel: str | None = None, now: datetime | None = None) -> Recharge:
     """Credit a recharge whose payment was verified: once, for exactly its amount, through its own channel."""

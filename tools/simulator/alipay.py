@@ -1,5 +1,7 @@
 """Simulated Alipay: checks the app's RSA2-signed app-pay order string, then sends RSA2-signed trade notifies;
-its gateway (PATH) answers the app's signed `alipay.trade.query` with RSA2-signed answers.
+its gateway (PATH) answers the app's signed `alipay.trade.query` and `alipay.trade.close` with RSA2-signed answers.
+A trade exists once the buyer opens the order string (/sim/alipay/open) or pays it (/sim/alipay/pay); until then
+Alipay knows nothing of it (ACQ.TRADE_NOT_EXIST), as the real one.
 
 The dev application and Alipay key pairs are generated at first start under SIM_ALIPAY_KEY_DIR (the
 "merchant" pair is the application's, the "platform" pair Alipay's), like WeChat Pay's.
@@ -48,6 +50,7 @@ class _Trade:
     trade_no: str
     paid_at: datetime | None = None
     query_tamper: str | None = None
+    closed: bool = False  # alipay.trade.close: TRADE_CLOSED, never paid any more
 
 
 class AlipaySimulator:
@@ -65,6 +68,7 @@ class AlipaySimulator:
 
     def routes(self) -> dict[tuple[str, str], Handler]:
         return {("POST", "/sim/alipay/pay"): self.sim_pay, ("POST", PATH): self.gateway,
+                ("POST", "/sim/alipay/open"): self.sim_open,
                 ("POST", "/sim/alipay/query-tamper"): self.sim_query_tamper}
 
     def reset(self) -> None:
@@ -83,18 +87,10 @@ class AlipaySimulator:
         tamper, send = body.get("tamper"), body.get("notify", True)
         if tamper is not None and tamper not in TAMPERS:
             raise SimulatorError(f"tamper must be one of {', '.join(TAMPERS)}")
-        params = dict(parse_qsl(str(body.get("order_string") or ""), keep_blank_values=True))
-        if params.get("sign_type") != "RSA2" or not rsa2_verify(self._app_public, signing_content(params),
-                                                                  params.get("sign", "")):
-            raise SimulatorError("ACQ.INVALID_SIGNATURE: the order string's sign does not verify")
-        if params.get("app_id") != self.config.alipay_app_id or params.get("method") != "alipay.trade.app.pay":
-            raise SimulatorError("ACQ.INVALID_PARAMETER: app_id or method")
-        biz = json.loads(params.get("biz_content") or "{}")
-        yuan_to_fen(str(biz.get("total_amount")))  # ValueError (400) unless a plain amount
         with self._lock:
-            trade = self._trades.setdefault(biz["out_trade_no"], _Trade(
-                biz["out_trade_no"], biz["total_amount"], biz.get("subject", ""), params["notify_url"],
-                datetime.now(UTC).strftime("%Y%m%d") + "2200" + str(secrets.randbelow(10**14)).zfill(14)))
+            trade = self._open(str(body.get("order_string") or ""))
+            if trade.closed:
+                raise SimulatorError("ACQ.TRADE_HAS_CLOSE: the trade is closed")
             if tamper is None and trade.paid_at is None:
                 trade.paid_at = datetime.now(UTC)
             paid_at = trade.paid_at or datetime.now(UTC)
@@ -102,8 +98,31 @@ class AlipaySimulator:
             return Response(200, {"out_trade_no": trade.out_trade_no, "trade_no": trade.trade_no})
         return self._deliver(trade, paid_at, tamper)
 
+    def sim_open(self, request: Request) -> Response:
+        """POST /sim/alipay/open {"order_string"}: the buyer opens the order string in Alipay and leaves without
+        paying: the trade exists, WAIT_BUYER_PAY (so alipay.trade.close can close it)."""
+        with self._lock:
+            trade = self._open(str(request.json().get("order_string") or ""))
+        return Response(200, {"out_trade_no": trade.out_trade_no, "trade_no": trade.trade_no})
+
+    def _open(self, order_string: str) -> _Trade:
+        """The trade of an order string, created WAIT_BUYER_PAY on first sight; the order string is checked as
+        Alipay checks it (the app's RSA2 signature, app_id, amount). Under the lock."""
+        params = dict(parse_qsl(order_string, keep_blank_values=True))
+        if params.get("sign_type") != "RSA2" or not rsa2_verify(self._app_public, signing_content(params),
+                                                                  params.get("sign", "")):
+            raise SimulatorError("ACQ.INVALID_SIGNATURE: the order string's sign does not verify")
+        if params.get("app_id") != self.config.alipay_app_id or params.get("method") != "alipay.trade.app.pay":
+            raise SimulatorError("ACQ.INVALID_PARAMETER: app_id or method")
+        biz = json.loads(params.get("biz_content") or "{}")
+        yuan_to_fen(str(biz.get("total_amount")))  # ValueError (400) unless a plain amount
+        return self._trades.setdefault(biz["out_trade_no"], _Trade(
+            biz["out_trade_no"], biz["total_amount"], biz.get("subject", ""), params["notify_url"],
+            datetime.now(UTC).strftime("%Y%m%d") + "2200" + str(secrets.randbelow(10**14)).zfill(14)))
+
     def gateway(self, request: Request) -> Response:
-        """POST /alipay/gateway.do (form-encoded): the open platform's gateway, `alipay.trade.query` only.
+        """POST /alipay/gateway.do (form-encoded): the open platform's gateway, `alipay.trade.query` and
+        `alipay.trade.close`.
 
         The request must carry the application's valid RSA2 sign; the answer's `sign` is Alipay's RSA2 over
         the exact text of `alipay_trade_query_response`, as the real gateway signs it.
@@ -118,19 +137,29 @@ class AlipaySimulator:
         if params.get("app_id") != self.config.alipay_app_id:
             return self._answer(name, {"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-app-id",
                                        "sub_msg": "无效的AppID参数"})
-        if method != "alipay.trade.query":
+        if method not in ("alipay.trade.query", "alipay.trade.close"):
             return self._answer(name, {"code": "40004", "msg": "Business Failed", "sub_code": "isv.invalid-method",
                                        "sub_msg": "不存在的方法名"})
         out_trade_no = str(json.loads(params.get("biz_content") or "{}").get("out_trade_no") or "")
         with self._lock:
             trade = self._trades.get(out_trade_no)
             paid_at, tamper = (trade.paid_at, trade.query_tamper) if trade else (None, None)
+            if trade is not None and method == "alipay.trade.close" and paid_at is None:
+                trade.closed = True
         if trade is None:
             return self._answer(name, {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST",
                                        "sub_msg": "交易不存在", "out_trade_no": out_trade_no})
+        if method == "alipay.trade.close":
+            if paid_at is not None:
+                return self._answer(name, {"code": "40004", "msg": "Business Failed",
+                                           "sub_code": "ACQ.TRADE_STATUS_ERROR", "sub_msg": "交易状态不合法",
+                                           "out_trade_no": out_trade_no})
+            return self._answer(name, {"code": "10000", "msg": "Success", "trade_no": trade.trade_no,
+                                       "out_trade_no": out_trade_no})
+        status = "TRADE_SUCCESS" if paid_at else "TRADE_CLOSED" if trade.closed else "WAIT_BUYER_PAY"
         total = trade.total_amount if tamper != "wrong_amount" else fen_to_yuan(yuan_to_fen(trade.total_amount) + 1)
         content = {"code": "10000", "msg": "Success", "trade_no": trade.trade_no, "out_trade_no": out_trade_no,
-                   "buyer_logon_id": "159****5620", "trade_status": "TRADE_SUCCESS" if paid_at else "WAIT_BUYER_PAY",
+                   "buyer_logon_id": "159****5620", "trade_status": status,
                    "total_amount": total, "buyer_pay_amount": total if paid_at else "0.00",
                    "receipt_amount": total if paid_at else "0.00"}
         if paid_at is not None:

@@ -94,6 +94,10 @@ class SimulatorClient:
             body["tamper"] = tamper
         return self._call("POST", "/sim/alipay/pay", body)
 
+    def alipay_open(self, order_string: str) -> dict[str, Any]:
+        """The buyer opens an Alipay app-pay order string and leaves without paying: the trade is WAIT_BUYER_PAY."""
+        return self._call("POST", "/sim/alipay/open", {"order_string": order_string})
+
     def alipay_query_tamper(self, out_trade_no: str, tamper: str | None) -> None:
         """Spoil the gateway's alipay.trade.query answers about a paid trade (tools.simulator.web.QUERY_TAMPERS)."""
         self._call("POST", "/sim/alipay/query-tamper", {"out_trade_no": out_trade_no, "tamper": tamper})

@@ -1,5 +1,5 @@
 """Alipay adapter: the RSA2 order string, notify verification (signature, app_id, seller, amount), yuan/fen, and
-alipay.trade.query with its answer verified over the exact text Alipay signed."""
+alipay.trade.query and alipay.trade.close with their answers verified over the exact text Alipay signed."""
 
 from __future__ import annotations
 
@@ -179,3 +179,39 @@ def test_untrusted_or_failed_query_answers_raise(client: Alipay, app_key: rsa.RS
 def test_signed_response_cuts_the_object_as_sent_even_when_its_name_appears_in_a_value() -> None:
     text = '{"note":"\\"alipay_trade_query_response\\"", "alipay_trade_query_response" : {"a": "1"},"sign":"S"}'
     assert signed_response(text, "alipay_trade_query_response") == ('{"a": "1"}', "S")
+
+
+def close_answer(key: rsa.RSAPrivateKey, content: str, *, sign_over: str | None = None) -> str:
+    return f'{{"alipay_trade_close_response":{content},"sign":"{rsa2_sign(key, sign_over or content)}"}}'
+
+
+CLOSED = '{"code":"10000","msg":"Success","trade_no":"2026T1","out_trade_no":"R1"}'
+
+
+def test_a_trade_close_is_signed_by_the_app_and_its_answer_verified(
+        client: Alipay, app_key: rsa.RSAPrivateKey, alipay_key: rsa.RSAPrivateKey) -> None:
+    gateway = Gateway(close_answer(alipay_key, CLOSED))
+    client.session = gateway  # type: ignore[assignment]
+
+    client.close_trade("R1", now=NOW)
+
+    assert rsa2_verify(app_key.public_key(), signing_content(gateway.sent), gateway.sent["sign"])
+    assert (gateway.sent["method"], json.loads(gateway.sent["biz_content"])) == ("alipay.trade.close",
+                                                                                 {"out_trade_no": "R1"})
+
+
+@pytest.mark.parametrize(("text", "error", "reason"), [
+    (lambda k: close_answer(k, '{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_STATUS_ERROR",'
+                               '"sub_msg":"交易状态不合法"}'), AlipayApiError, "ACQ.TRADE_STATUS_ERROR"),
+    (lambda k: close_answer(k, '{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_NOT_EXIST",'
+                               '"sub_msg":"交易不存在"}'), AlipayApiError, "ACQ.TRADE_NOT_EXIST"),
+    (lambda k: close_answer(k, CLOSED, sign_over=CLOSED.replace("R1", "R2")), AlipayUnavailable, "does not verify"),
+    (lambda k: close_answer(k, CLOSED.replace('"R1"', '"R2"')), AlipayUnavailable, "another trade"),
+    (lambda k: answer(k, CLOSED), AlipayUnavailable, "not an alipay.trade.close answer"),  # a query's answer
+])
+def test_a_refused_or_untrusted_close_answer_raises(client: Alipay, alipay_key: rsa.RSAPrivateKey, text, error,  # type: ignore[no-untyped-def]
+                                                    reason: str) -> None:
+    client.session = Gateway(text(alipay_key))  # type: ignore[assignment]
+
+    with pytest.raises(error, match=reason):
+        client.close_trade("R1", now=NOW)

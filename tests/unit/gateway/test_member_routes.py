@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from mall.member.v1 import member_pb2 as pb
 
 from services.common.auth import OWN_REQUEST
-from services.common.errors import DomainError, Forbidden
+from services.common.errors import Conflict, DomainError, ErrorKind, Forbidden
 from services.common.grpc_server import to_grpc
 from services.common.idempotency import key_reused
 from services.member.domain import recharge_not_found, template_disabled, template_not_found, withdrawal_not_found
@@ -659,3 +659,57 @@ def test_an_amount_outside_the_documented_limits_is_judged_by_the_member_service
 
     assert ([call.message.amount_fen for call in clients.member.CreateRecharge.calls],
             [call.message.amount_fen for call in clients.member.RequestWithdrawal.calls]) == ([99], [500_001])
+
+
+def test_a_shopper_closes_a_recharge_and_sees_it_closed(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.CloseRecharge.reply = recharge(status="CLOSED", payment={"never": "shown"})
+
+    response = client.post("/api/v1/member/recharges/R4/close", headers=bearer())
+
+    assert clients.member.CloseRecharge.calls[0].message == pb.CloseRechargeRequest(recharge_no="R4")
+    assert (response.status_code, response.get_json()) == (200, {
+        "id": 4, "recharge_no": "R4", "status": "CLOSED", "channel": "alipay", "amount_fen": 50_000,
+        "bonus_fen": 0, "created_at": "2026-11-18T11:06:40Z", "pay_deadline": "2026-11-18T11:36:40Z",
+        "paid_at": None})
+
+
+def test_closing_a_recharge_the_payer_paid_first_answers_it_paid(client: FlaskClient, clients,
+                                                                 bearer: Callable) -> None:
+    clients.member.CloseRecharge.reply = recharge(status="PAID", bonus_fen=5_000,
+                                                  paid_at=Timestamp(seconds=1_795_000_300))
+
+    response = client.post("/api/v1/member/recharges/R4/close", headers=bearer())
+
+    assert (response.status_code, response.get_json()["status"], response.get_json()["bonus_fen"]) == (
+        200, "PAID", 5_000)
+
+
+def test_a_shopper_filters_their_closed_recharges(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.ListMyRecharges.reply = pb.ListRechargesResponse(total=1, recharges=[recharge(status="CLOSED")])
+
+    listed = client.get("/api/v1/member/recharges?status=CLOSED", headers=bearer())
+
+    assert [c.message for c in clients.member.ListMyRecharges.calls] == [
+        pb.ListRechargesRequest(status="CLOSED", offset=0, limit=20)]
+    assert (listed.status_code, [r["status"] for r in listed.get_json()["items"]]) == (200, ["CLOSED"])
+
+
+@pytest.mark.parametrize(("error", "expected"), [
+    (recharge_not_found(), (404, "RECHARGE_NOT_FOUND", None)),
+    (Conflict("RECHARGE_STATE_CONFLICT", "a PAID recharge cannot be closed", details={"status": "PAID"}),
+     (409, "RECHARGE_STATE_CONFLICT", {"status": "PAID"})),
+    (Conflict("RECHARGE_STATE_CONFLICT", "an EXPIRED recharge cannot be closed", details={"status": "EXPIRED"}),
+     (409, "RECHARGE_STATE_CONFLICT", {"status": "EXPIRED"})),
+    (DomainError("RECHARGE_NOT_CLOSABLE", "no close at the channel", details={"channel": "bank_card"}),
+     (422, "RECHARGE_NOT_CLOSABLE", {"channel": "bank_card"})),
+    (DomainError("WECHATPAY_UNAVAILABLE", "the payment channel did not answer", kind=ErrorKind.UNAVAILABLE),
+     (503, "WECHATPAY_UNAVAILABLE", None)),
+])
+def test_a_refused_close_answers_the_member_services_code(client: FlaskClient, clients, bearer: Callable, rpc_error,
+                                                          error: DomainError, expected: tuple[object, ...]) -> None:
+    clients.member.CloseRecharge.error = rpc_error(*to_grpc(error))
+
+    response = client.post("/api/v1/member/recharges/R4/close", headers=bearer())
+
+    body = response.get_json()["error"]
+    assert (response.status_code, body["code"], body.get("details")) == expected

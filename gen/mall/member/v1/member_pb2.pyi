@@ -700,6 +700,12 @@ class GetRechargeRequest(_message.Message):
     recharge_no: str
     def __init__(self, recharge_no: _Optional[str] = ...) -> None: ...
 
+class CloseRechargeRequest(_message.Message):
+    __slots__ = ("recharge_no",)
+    RECHARGE_NO_FIELD_NUMBER: _ClassVar[int]
+    recharge_no: str
+    def __init__(self, recharge_no: _Optional[str] = ...) -> None: ...
+
 class ListRechargesRequest(_message.Message):
     __slots__ = ("status", "offset", "limit")
     STATUS_FIELD_NUMBER: _ClassVar[int]

@@ -204,6 +204,11 @@ class MemberServiceStub:
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetRechargeRequest.SerializeToString,
                 response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.Recharge.FromString,
                 _registered_method=True)
+        self.CloseRecharge = channel.unary_unary(
+                '/mall.member.v1.MemberService/CloseRecharge',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.CloseRechargeRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.Recharge.FromString,
+                _registered_method=True)
         self.ListMyRecharges = channel.unary_unary(
                 '/mall.member.v1.MemberService/ListMyRecharges',
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ListRechargesRequest.SerializeToString,
@@ -456,6 +461,13 @@ class MemberServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CloseRecharge(self, request, context):
+        """The caller's own, PENDING: closed at its channel, then CLOSED (or PAID when the payer beat the close)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListMyRecharges(self, request, context):
         """the caller's, newest first
         """
@@ -641,6 +653,11 @@ def add_MemberServiceServicer_to_server(servicer, server):
             'GetRecharge': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRecharge,
                     request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetRechargeRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.Recharge.SerializeToString,
+            ),
+            'CloseRecharge': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseRecharge,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.CloseRechargeRequest.FromString,
                     response_serializer=mall_dot_member_dot_v1_dot_member__pb2.Recharge.SerializeToString,
             ),
             'ListMyRecharges': grpc.unary_unary_rpc_method_handler(
@@ -1571,6 +1588,33 @@ class MemberService:
             target,
             '/mall.member.v1.MemberService/GetRecharge',
             mall_dot_member_dot_v1_dot_member__pb2.GetRechargeRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.Recharge.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseRecharge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/CloseRecharge',
+            mall_dot_member_dot_v1_dot_member__pb2.CloseRechargeRequest.SerializeToString,
             mall_dot_member_dot_v1_dot_member__pb2.Recharge.FromString,
             options,
             channel_credentials,
