@@ -477,7 +477,7 @@ def get_recharge(recharge_no: str) -> RechargeView:
 
 @bp.post("/recharges/<no:recharge_no>/close")
 @operation(summary="Close one of my recharges awaiting payment, so another can start", tag="member",
-           responses={200: RechargeView}, limits=RECHARGE_LIMITS,
+           responses={200: RechargeView}, limits=WALLET_REQUEST_LIMITS,
            description="The channel closes the payment first, then the recharge is CLOSED and no longer counts "
                        f"against the {formats.MAX_PENDING_RECHARGES} awaiting payment. One the channel reports paid "
                        "(the payer beat the close) is credited and answered PAID, a 200 too. Closing a CLOSED one "
