@@ -770,14 +770,6 @@ def list_addresses(uow: UserUnitOfWork, *, user_id: int) -> list[Address]:
     return found
 
 
-def get_address(uow: UserUnitOfWork, *, user_id: int, address_id: int) -> Address:
-    """One of the user's addresses; another user's is not found."""
-    with uow:
-        address = _own_address(uow, user_id, address_id)
-        uow.commit()
-    return address
-
-
 def buyer_address(uow: UserUnitOfWork, *, user_id: int, address_id: int) -> Address | None:
     """The address an order of the user ships to, or None when the user has not verified their identity
     (the address is then not looked at); another user's address or none is not found. One transaction."""
