@@ -188,12 +188,6 @@ def login_with_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Pas
     return result
 
 
-def create_admin(uow: UserUnitOfWork, passwords: Passwords, *, phone: str, password: str,
-                 now: datetime | None = None) -> User:
-    """Create a staff account with the admin role, or grant it (and set the password) to an existing one."""
-    return create_staff(uow, passwords, phone=phone, role=Role.ADMIN, password=password, now=now)
-
-
 def create_staff(uow: UserUnitOfWork, passwords: Passwords, *, phone: str, role: str, password: str,
                  now: datetime | None = None) -> User:
     """Create a staff account with `role`, or grant it (and set the password) to an existing one, whose sessions
