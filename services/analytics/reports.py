@@ -428,13 +428,6 @@ class ReportRunner:
         """The serve role's job (ServiceApp.jobs)."""
         return Job(self.run, self.liveness_bound_seconds())
 
-    def run_pending(self) -> int:
-        """Run every claimable job now; how many ran (tests and the CLI)."""
-        ran = 0
-        while self.run_one():
-            ran += 1
-        return ran
-
     def run_one(self, beat: Callable[[], None] = lambda: None) -> bool:
         now = utcnow()
         with self.uow() as uow:

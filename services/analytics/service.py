@@ -51,11 +51,6 @@ DEFAULT_TOP_PRODUCTS = 10
 MAX_TOP_PRODUCTS = 100
 
 
-def apply_rollup(rollups: RollupRepository, rollup: Rollup) -> bool:
-    """Add what one event adds to the rollups; False (and nothing added) when its fact was counted before."""
-    return apply_rollups(rollups, [rollup]) == 1
-
-
 def apply_rollups(rollups: RollupRepository, batch: Sequence[Rollup]) -> int:
     """Add what a batch of events adds to the rollups, exactly as adding them one by one in order would, in a
     few statements whatever the batch size (a consumer's whole poll). Returns how many rollups applied.

@@ -63,6 +63,7 @@ TRANSITIONS: dict[tuple[OrderStatus, str], OrderStatus] = {
     (S.CANCEL_REQUESTED, "reject_cancel"): S.PAID,
     (S.SHIPPED, "confirm_receipt"): S.COMPLETED,
     (S.REFUNDING, "refunded"): S.REFUNDED,
+    # No use case applies "close" yet; CLOSED stays as part of the contract (README: "Order states a client sees").
     (S.REFUNDED, "close"): S.CLOSED,
     (S.CANCELLED, "close"): S.CLOSED,
     (S.COMPLETED, "close"): S.CLOSED,

@@ -33,7 +33,7 @@ from services.product.uow import ProductUnitOfWork
 
 EDITORS = (Role.OPERATOR, Role.ADMIN)
 AUDITORS = (Role.ADMIN,)
-STOCK_CALLERS = ("order",)  # services that reserve, confirm and release stock (as themselves)
+STOCK_CALLERS = ("order",)  # services that reserve and release stock (as themselves)
 
 
 class ProductServicer(product_pb2_grpc.ProductServiceServicer):
@@ -178,12 +178,6 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
         if result.expires_at is not None:
             reply.expires_at.CopyFrom(timestamp(result.expires_at))
         return reply
-
-    def ConfirmReservation(self, request: product_pb2.ReservationRef,
-                           context: grpc.ServicerContext) -> product_pb2.ReservationResponse:
-        require_service(*STOCK_CALLERS)
-        status = service.confirm_reservation(self.uow(), order_no=request.order_no)
-        return product_pb2.ReservationResponse(order_no=request.order_no, status=status)
 
     def ReleaseReservation(self, request: product_pb2.ReservationRef,
                            context: grpc.ServicerContext) -> product_pb2.ReservationResponse:

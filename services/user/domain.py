@@ -96,10 +96,6 @@ class User:
         if self.role_set:
             raise Forbidden("STAFF_PASSWORD_BY_ADMIN", "staff passwords are set by an admin")
 
-    def grant(self, role: str) -> bool:
-        """Add a staff role; True when it is the first one, which clears the password (see set_roles)."""
-        return self.set_roles(self.role_set | {role})
-
     def bind_phone(self, phone: str) -> bool:
         """Give a WeChat-first account its phone; False when it already has this one.
 

@@ -140,10 +140,6 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         found = service.list_addresses(self.uow(), user_id=require_caller().user_id)
         return user_pb2.ListAddressesResponse(addresses=[_address(a) for a in found])
 
-    def GetAddress(self, request: user_pb2.GetAddressRequest, context: grpc.ServicerContext) -> user_pb2.Address:
-        _require_owner_or(request.user_id, "ADDRESS_NOT_FOUND", "no such address")
-        return _address(service.get_address(self.uow(), user_id=request.user_id, address_id=request.address_id))
-
     def AddAddress(self, request: user_pb2.AddAddressRequest, context: grpc.ServicerContext) -> user_pb2.Address:
         return _address(service.add_address(self.uow(), user_id=require_caller().user_id,
                                             fields=_address_fields(request.fields), is_default=request.is_default))
@@ -229,7 +225,7 @@ def _require_owner_or(user_id: int, code: str, message: str, *, roles: Iterable[
     """user_id's data is read by its owner, by staff holding one of `roles` and by `services` calling as themselves.
     Another shopper's is answered as not found (no BOLA); a staff member without those roles is FORBIDDEN.
 
-    A shopper's address, buyer and verification (GetAddress, GetBuyer, GetVerification) name no roles and no service:
+    A shopper's buyer (with its address) and verification (GetBuyer, GetVerification) name no roles and no service:
     their only callers act for the owner (the gateway's /me routes, the order service quoting and placing the
     caller's own order with the caller's token), and no staff route reads them, so a staff token used directly
     against this service gets no shopper's address or phone unmasked (finance has no user search at all)."""

@@ -188,12 +188,6 @@ def login_with_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Pas
     return result
 
 
-def create_admin(uow: UserUnitOfWork, passwords: Passwords, *, phone: str, password: str,
-                 now: datetime | None = None) -> User:
-    """Create a staff account with the admin role, or grant it (and set the password) to an existing one."""
-    return create_staff(uow, passwords, phone=phone, role=Role.ADMIN, password=password, now=now)
-
-
 def create_staff(uow: UserUnitOfWork, passwords: Passwords, *, phone: str, role: str, password: str,
                  now: datetime | None = None) -> User:
     """Create a staff account with `role`, or grant it (and set the password) to an existing one, whose sessions
@@ -768,14 +762,6 @@ def list_addresses(uow: UserUnitOfWork, *, user_id: int) -> list[Address]:
         found = uow.addresses.for_user(user_id)
         uow.commit()
     return found
-
-
-def get_address(uow: UserUnitOfWork, *, user_id: int, address_id: int) -> Address:
-    """One of the user's addresses; another user's is not found."""
-    with uow:
-        address = _own_address(uow, user_id, address_id)
-        uow.commit()
-    return address
 
 
 def buyer_address(uow: UserUnitOfWork, *, user_id: int, address_id: int) -> Address | None:

@@ -121,9 +121,6 @@ class SimulatorClient:
         """The merchant transfers (payouts) made to `openid`."""
         return self._call("GET", "/sim/wechatpay/transfers", params={"openid": openid})["transfers"]
 
-    def wechatpay_transfer_fail_next(self) -> None:
-        self._call("POST", "/sim/transfer/fail-next")
-
     def wechatpay_transfer_next(self, *, state: str | None = None, lose_answer: bool = False) -> None:
         """The next new transfer starts in `state` (e.g. PROCESSING: in flight) and/or has its answer lost."""
         self._call("POST", "/sim/transfer/next", {"state": state, "lose_answer": lose_answer})

@@ -156,7 +156,6 @@ class WechatPaySimulator:
         self._orders: dict[str, _Order] = {}
         self._refunds: dict[str, _Refund] = {}
         self._transfers: dict[str, dict[str, Any]] = {}
-        self._fail_next_transfer: str | None = None
         self._next_transfer: dict[str, Any] = {}  # /sim/transfer/next: the next new transfer's state, lost answer
         self._fail_next: tuple[int, str, str] | None = None  # /sim/wechatpay/fail-next: the next API call's refusal
         self._session = requests.Session()
@@ -169,7 +168,6 @@ class WechatPaySimulator:
                 ("GET", "/v3/refund/domestic/refunds/*"): self.query_refund,
                 ("POST", "/v3/fund-app/mch-transfer/transfer-bills"): self.transfer,
                 ("GET", "/v3/fund-app/mch-transfer/transfer-bills/out-bill-no/*"): self.query_transfer,
-                ("POST", "/sim/transfer/fail-next"): self.sim_transfer_fail_next,
                 ("POST", "/sim/transfer/next"): self.sim_transfer_next,
                 ("POST", "/sim/transfer/confirm"): self.sim_transfer_confirm,
                 ("POST", "/sim/transfer/settle"): self.sim_transfer_settle,
@@ -185,7 +183,6 @@ class WechatPaySimulator:
             self._orders.clear()
             self._refunds.clear()
             self._transfers.clear()
-            self._fail_next_transfer = None
             self._next_transfer = {}
             self._fail_next = None
 
@@ -315,8 +312,8 @@ class WechatPaySimulator:
     def transfer(self, request: Request) -> Response:
         """POST /v3/fund-app/mch-transfer/transfer-bills: a merchant transfer to a user's balance, WAIT_USER_CONFIRM
         with a package_info, as WeChat Pay answers, until the user confirms it (/sim/transfer/confirm: SUCCESS) or it
-        is cancelled (/sim/transfer/settle CANCELLED); FAIL after /sim/transfer/fail-next, or as /sim/transfer/next
-        says (e.g. still PROCESSING, or SUCCESS at once), and/or the answer lost as a 500 after the bill was recorded.
+        is cancelled (/sim/transfer/settle CANCELLED); or as /sim/transfer/next says (e.g. still PROCESSING, FAIL,
+        or SUCCESS at once), and/or the answer lost as a 500 after the bill was recorded.
         The same out_bill_no again answers the bill as it is now, with its package_info. From 2,000 yuan WeChat Pay
         requires the payee's user_name, RSA-OAEP (SHA-1) encrypted to the platform key the Wechatpay-Serial header
         names: PARAM_ERROR without it or when it does not decrypt; /sim/wechatpay/transfers shows the name read."""
@@ -349,9 +346,8 @@ class WechatPaySimulator:
                 if (known["openid"], known["transfer_amount"]) != (body["openid"], amount):
                     return self._error(400, "INVALID_REQUEST", "out_bill_no was used for another transfer")
                 return self._signed(200, _with_package(known))
-            state, self._fail_next_transfer = ("FAIL" if self._fail_next_transfer else "WAIT_USER_CONFIRM"), None
             upcoming, self._next_transfer = self._next_transfer, {}
-            state = upcoming.get("state") or state
+            state = upcoming.get("state") or "WAIT_USER_CONFIRM"
             answer = {"out_bill_no": body["out_bill_no"], "transfer_bill_no": "1330" + secrets.token_hex(14),
                       "create_time": _time(datetime.now(UTC)), "state": state}
             if state == "FAIL":
@@ -388,12 +384,6 @@ class WechatPaySimulator:
         with self._lock:
             self._fail_next = (status, code, str(message))
         return Response(200, {"status": status, "code": code})
-
-    def sim_transfer_fail_next(self, _: Request) -> Response:
-        """POST /sim/transfer/fail-next: the next new transfer ends FAIL (PAYEE_ACCOUNT_ABNORMAL)."""
-        with self._lock:
-            self._fail_next_transfer = "FAIL"
-        return Response(200, {"fail_next": True})
 
     def sim_transfer_next(self, request: Request) -> Response:
         """POST /sim/transfer/next {"state"?: "PROCESSING"|"WAIT_USER_CONFIRM"|..., "lose_answer"?: bool}: the next

@@ -144,7 +144,7 @@ def test_concurrent_consumers_of_one_day_lose_no_increment(analytics_db: Engine,
         try:
             for n in range(views_each):
                 with uow() as unit:
-                    service.apply_rollup(unit.rollups, page_viewed(view(f"dev-{worker}-{n}"), EventEnvelope()))
+                    apply_rollups(unit.rollups, [page_viewed(view(f"dev-{worker}-{n}"), EventEnvelope())])
                     unit.commit()
         except BaseException as exc:  # reported below, on the test's thread
             errors.append(exc)

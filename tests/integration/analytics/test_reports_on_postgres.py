@@ -21,7 +21,7 @@ from services.analytics.domain import Period
 from services.common.db import utcnow
 from tests.fixtures.analytics_ledgers import MONEY, ORDERS, shop
 from tests.fixtures.analytics_stream import D1, D2, O3, O3_LINES, at, order_paid, stream
-from tests.unit.analytics.conftest import consume
+from tests.unit.analytics.conftest import consume, run_reports
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +55,7 @@ def test_an_events_export_job_pages_through_every_event(uow, tmp_path: Path, mon
     job = reports.create_report(uow(), kind="events", format="csv", from_date=D1.isoformat(), to_date=D2.isoformat(),
                                 requested_by=1)
 
-    reports.ReportRunner(uow, tmp_path).run_pending()
+    run_reports(reports.ReportRunner(uow, tmp_path))
 
     done = reports.get_report(uow(), job.id)
     with (tmp_path / done.file_name).open(encoding="utf-8-sig", newline="") as file:
@@ -83,7 +83,7 @@ def test_the_order_and_money_ledgers_export_as_jobs_in_either_format(uow, tmp_pa
     jobs = {kind: reports.create_report(uow(), kind=kind, format=fmt, from_date=D1.isoformat(),
                                         to_date=D2.isoformat(), requested_by=1) for kind in ("orders", "money")}
 
-    assert reports.ReportRunner(uow, tmp_path).run_pending() == 2
+    assert run_reports(reports.ReportRunner(uow, tmp_path)) == 2
 
     done = {kind: reports.get_report(uow(), job.id) for kind, job in jobs.items()}
     orders, money = (read(tmp_path / done[kind].file_name) for kind in ("orders", "money"))

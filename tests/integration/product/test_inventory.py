@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, select
 
 from services.common.clients import ContextClientInterceptor
 from services.common.config import ServiceSettings
+from services.common.errors import Conflict
 from services.common.grpc_server import CODE_KEY, create_server, registration
 from services.order.db import SqlOrderUnitOfWork
 from services.product import service
@@ -162,10 +163,9 @@ def test_confirm_replays_count_sales_once_and_release_then_changes_nothing(
     product_id = shelf.product("手机", stock=10)
     [sku_id] = shelf.sku_ids(product_id)
     reserve(stub, "O1", (sku_id, 4))
-    ref = product_pb2.ReservationRef(order_no="O1")
 
-    confirmed = [stub.ConfirmReservation(ref).status for _ in range(3)]
-    release = outcome(lambda: stub.ReleaseReservation(ref))
+    confirmed = [service.confirm_reservation(pg_uow(), order_no="O1") for _ in range(3)]  # order-paid, replayed
+    release = outcome(lambda: stub.ReleaseReservation(product_pb2.ReservationRef(order_no="O1")))
     replay = reserve(stub, "O1", (sku_id, 4))
 
     product = service.get_admin_product(pg_uow(), product_id=product_id).product
@@ -173,7 +173,8 @@ def test_confirm_replays_count_sales_once_and_release_then_changes_nothing(
         ["CONFIRMED"] * 3, "RESERVATION_CONFIRMED", "CONFIRMED", 4, 4, 6)
 
 
-def test_release_replays_put_stock_back_once(shelf: Shelf, stub: product_pb2_grpc.ProductServiceStub) -> None:
+def test_release_replays_put_stock_back_once(shelf: Shelf, stub: product_pb2_grpc.ProductServiceStub,
+                                             pg_uow: UowFactory) -> None:
     product_id = shelf.product("手机", stock=10)
     [sku_id] = shelf.sku_ids(product_id)
     reserve(stub, "O1", (sku_id, 4))
@@ -181,9 +182,10 @@ def test_release_replays_put_stock_back_once(shelf: Shelf, stub: product_pb2_grp
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = set(pool.map(lambda _: stub.ReleaseReservation(ref).status, range(8)))
+    with pytest.raises(Conflict) as paid_after:
+        service.confirm_reservation(pg_uow(), order_no="O1")
 
-    assert (statuses, shelf.stock(product_id), outcome(lambda: stub.ConfirmReservation(ref))) == (
-        {"RELEASED"}, [10], "RESERVATION_RELEASED")
+    assert (statuses, shelf.stock(product_id), paid_after.value.code) == ({"RELEASED"}, [10], "RESERVATION_RELEASED")
 
 
 def test_a_reservation_arriving_after_its_orders_release_is_refused_and_holds_nothing(

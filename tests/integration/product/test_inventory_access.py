@@ -1,4 +1,4 @@
-"""Only the order service, calling as itself, may reserve, confirm and release stock (real gRPC, PostgreSQL)."""
+"""Only the order service, calling as itself, may reserve and release stock (real gRPC, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -35,18 +35,17 @@ def outcome(call: Callable[[], object]) -> tuple[str, str]:
 
 
 def inventory_calls(stub: ProductServiceStub, sku_id: int, metadata: Metadata | None) -> list[tuple[str, str]]:
-    """ReserveStock, ConfirmReservation and ReleaseReservation of one order, each with `metadata`."""
+    """ReserveStock and ReleaseReservation of one order, each with `metadata`."""
     ref = product_pb2.ReservationRef(order_no="O-ACCESS")
     return [
         outcome(lambda: stub.ReserveStock(product_pb2.ReserveStockRequest(
             order_no="O-ACCESS", lines=[product_pb2.StockLine(sku_id=sku_id, quantity=2)]), metadata=metadata,
             timeout=10)),
-        outcome(lambda: stub.ConfirmReservation(ref, metadata=metadata, timeout=10)),
         outcome(lambda: stub.ReleaseReservation(ref, metadata=metadata, timeout=10)),
     ]
 
 
-DENIED = [("PERMISSION_DENIED", "FORBIDDEN")] * 3
+DENIED = [("PERMISSION_DENIED", "FORBIDDEN")] * 2
 
 
 @pytest.mark.parametrize("who", ["shopper", "admin", "product service"])
@@ -65,7 +64,7 @@ def test_inventory_rpcs_without_a_token_are_unauthenticated(shelf: Shelf, stub: 
     product_id = shelf.product("手机", stock=10)
     [sku_id] = shelf.sku_ids(product_id)
 
-    assert inventory_calls(stub, sku_id, None) == [("UNAUTHENTICATED", "AUTH_REQUIRED")] * 3
+    assert inventory_calls(stub, sku_id, None) == [("UNAUTHENTICATED", "AUTH_REQUIRED")] * 2
     assert shelf.stock(product_id) == [10]
 
 

@@ -217,8 +217,8 @@ def test_role_changes_are_audited_in_the_database(engine: Engine, uow: Callable[
 def test_two_admins_taking_each_others_admin_role_at_once_leave_one_admin(
         pg_engine: Engine, pg_uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
     passwords = FakePasswords()
-    first = service.create_admin(pg_uow(), passwords, phone="13900000011", password="adminpass1", now=T0)
-    second = service.create_admin(pg_uow(), passwords, phone="13900000012", password="adminpass2", now=T0)
+    first = service.create_staff(pg_uow(), passwords, phone="13900000011", role="admin", password="adminpass1", now=T0)
+    second = service.create_staff(pg_uow(), passwords, phone="13900000012", role="admin", password="adminpass2", now=T0)
     # The first admin's demotion of the second stops once it holds the second's row, until the second admin's
     # demotion of the first (another row: nothing to wait for) has committed.
     paused = PausedAfter(pg_engine, "users", "get")

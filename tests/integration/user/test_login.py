@@ -268,7 +268,7 @@ def test_a_first_sms_login_racing_a_registration_of_the_phone_keeps_nothing_and_
 def test_admin_logs_in_with_password_and_gets_the_admin_role(
         uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
     passwords = Passwords()
-    service.create_admin(uow(), passwords, phone="13800000000", password="s3cret-pass")
+    service.create_staff(uow(), passwords, phone="13800000000", role="admin", password="s3cret-pass")
 
     result = service.login_with_password(uow(), issuer, passwords, phone="13800000000", password="s3cret-pass")
 
@@ -277,7 +277,7 @@ def test_admin_logs_in_with_password_and_gets_the_admin_role(
 
 
 def test_an_sms_code_never_gives_a_staff_session(uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
-    service.create_admin(uow(), Passwords(), phone="13800000000", password="s3cret-pass")
+    service.create_staff(uow(), Passwords(), phone="13800000000", role="admin", password="s3cret-pass")
     code = send(uow, issuer, phone="13800000000")
 
     result = service.login_with_sms(uow(), issuer, phone="13800000000", code=code, now=T0)
@@ -291,7 +291,7 @@ def test_an_sms_code_never_gives_a_staff_session(uow: Callable[[], SqlUserUnitOf
 def test_wrong_password_and_unknown_phone_get_the_same_answer(
         uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer, phone: str, password: str) -> None:
     passwords = Passwords()
-    service.create_admin(uow(), passwords, phone="13800000000", password="s3cret-pass")
+    service.create_staff(uow(), passwords, phone="13800000000", role="admin", password="s3cret-pass")
 
     with pytest.raises(Unauthenticated) as raised:
         service.login_with_password(uow(), issuer, passwords, phone=phone, password=password)
@@ -299,11 +299,11 @@ def test_wrong_password_and_unknown_phone_get_the_same_answer(
     assert (raised.value.code, raised.value.message) == ("INVALID_CREDENTIALS", "phone or password is wrong")
 
 
-def test_create_admin_twice_keeps_one_account_and_updates_the_password(
+def test_creating_an_admin_twice_keeps_one_account_and_updates_the_password(
         engine: Engine, uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer) -> None:
     passwords = Passwords()
-    service.create_admin(uow(), passwords, phone="13800000000", password="first-pass-1")
-    service.create_admin(uow(), passwords, phone="13800000000", password="second-pass-2")
+    service.create_staff(uow(), passwords, phone="13800000000", role="admin", password="first-pass-1")
+    service.create_staff(uow(), passwords, phone="13800000000", role="admin", password="second-pass-2")
 
     result = service.login_with_password(uow(), issuer, passwords, phone="13800000000", password="second-pass-2")
 

@@ -34,7 +34,7 @@ def code(uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer, purpose: str
 @pytest.fixture
 def promoted(uow: Callable[[], SqlUserUnitOfWork], issuer: TokenIssuer, passwords: Passwords) -> int:
     """A shopper who set a password by SMS, logged in with it, then was made an operator by an admin: their id."""
-    admin = service.create_admin(uow(), passwords, phone=ADMIN_PHONE, password="adminpass1", now=T0)
+    admin = service.create_staff(uow(), passwords, phone=ADMIN_PHONE, role="admin", password="adminpass1", now=T0)
     shopper = service.login_with_sms(uow(), issuer, phone=PHONE, code=code(uow, issuer, "login", T0), now=T0)
     service.reset_password(uow(), issuer, passwords, phone=PHONE, code=code(uow, issuer, "reset", T0),
                            new_password="phonepass1", now=T0)

@@ -102,22 +102,9 @@ def failure(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
     return status, code
 
 
-def test_get_address_answers_the_owner_in_full_for_the_order_service(stub, as_user, accounts) -> None:
+def test_another_shoppers_address_is_not_found_and_stays(stub, as_user, accounts) -> None:
     added = stub.AddAddress(user_pb2.AddAddressRequest(fields=ADDRESS), metadata=as_user("alice"))
 
-    found = stub.GetAddress(user_pb2.GetAddressRequest(user_id=accounts["alice"].id, address_id=added.id),
-                            metadata=as_user("alice"))
-
-    assert (found.receiver_phone, found.is_default, found.user_id) == ("13800138000", True, accounts["alice"].id)
-
-
-def test_another_shoppers_address_is_not_found_whichever_user_id_is_named(stub, as_user, accounts) -> None:
-    added = stub.AddAddress(user_pb2.AddAddressRequest(fields=ADDRESS), metadata=as_user("alice"))
-
-    for user_id in (accounts["alice"].id, accounts["bob"].id):
-        assert failure(lambda uid=user_id: stub.GetAddress(
-            user_pb2.GetAddressRequest(user_id=uid, address_id=added.id), metadata=as_user("bob"))) == (
-            grpc.StatusCode.NOT_FOUND, "ADDRESS_NOT_FOUND")
     assert failure(lambda: stub.DeleteAddress(user_pb2.DeleteAddressRequest(address_id=added.id),
                                               metadata=as_user("bob"))) == (grpc.StatusCode.NOT_FOUND,
                                                                             "ADDRESS_NOT_FOUND")
@@ -125,37 +112,37 @@ def test_another_shoppers_address_is_not_found_whichever_user_id_is_named(stub, 
 
 
 @pytest.mark.parametrize("staff", ["finance", "operator", "admin"])
-def test_staff_are_refused_a_shoppers_address_buyer_and_verification(stub, as_user, accounts, staff: str) -> None:
+def test_staff_are_refused_a_shoppers_buyer_and_verification(stub, as_user, accounts, staff: str) -> None:
     added = stub.AddAddress(user_pb2.AddAddressRequest(fields=ADDRESS), metadata=as_user("alice"))
     stub.VerifyIdentity(user_pb2.VerifyIdentityRequest(real_name="张三", id_number="11010519491231002X"),
                         metadata=as_user("alice"))
     alice = accounts["alice"].id
 
-    refusals = [failure(lambda: stub.GetAddress(user_pb2.GetAddressRequest(user_id=alice, address_id=added.id),
-                                                metadata=as_user(staff))),
-                failure(lambda: stub.GetBuyer(user_pb2.GetBuyerRequest(user_id=alice, address_id=added.id),
+    refusals = [failure(lambda: stub.GetBuyer(user_pb2.GetBuyerRequest(user_id=alice, address_id=added.id),
                                               metadata=as_user(staff))),
                 failure(lambda: stub.GetVerification(user_pb2.GetVerificationRequest(user_id=alice),
                                                      metadata=as_user(staff)))]
 
-    assert refusals == [(grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")] * 3
+    assert refusals == [(grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")] * 2
 
 
-def test_a_staff_member_reads_their_own_address_as_its_owner(stub, as_user, accounts) -> None:
+def test_a_staff_member_reads_their_own_buyer_as_its_owner(stub, as_user, accounts) -> None:
     added = stub.AddAddress(user_pb2.AddAddressRequest(fields=ADDRESS), metadata=as_user("finance"))
+    stub.VerifyIdentity(user_pb2.VerifyIdentityRequest(real_name="张三", id_number="11010519491231002X"),
+                        metadata=as_user("finance"))
 
-    found = stub.GetAddress(user_pb2.GetAddressRequest(user_id=accounts["finance"].id, address_id=added.id),
-                            metadata=as_user("finance"))
+    found = stub.GetBuyer(user_pb2.GetBuyerRequest(user_id=accounts["finance"].id, address_id=added.id),
+                          metadata=as_user("finance"))
 
-    assert found.id == added.id
+    assert (found.verified, found.address.id) == (True, added.id)
 
 
-def test_a_service_calling_as_itself_is_refused_a_shoppers_address(stub, as_user, accounts, jwt_keys: JwtKeys) -> None:
+def test_a_service_calling_as_itself_is_refused_a_shoppers_buyer(stub, as_user, accounts, jwt_keys: JwtKeys) -> None:
     added = stub.AddAddress(user_pb2.AddAddressRequest(fields=ADDRESS), metadata=as_user("alice"))
 
-    assert failure(lambda: stub.GetAddress(user_pb2.GetAddressRequest(user_id=accounts["alice"].id,
-                                                                      address_id=added.id),
-                                           metadata=as_service(jwt_keys, "order"))) == (
+    assert failure(lambda: stub.GetBuyer(user_pb2.GetBuyerRequest(user_id=accounts["alice"].id,
+                                                                  address_id=added.id),
+                                         metadata=as_service(jwt_keys, "order"))) == (
         grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
 
 

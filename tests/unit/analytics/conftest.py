@@ -1,4 +1,4 @@
-"""The analytics unit of work in memory, and a consumer loop over it that skips event ids seen before."""
+"""The analytics unit of work in memory, a consumer loop over it that skips event ids seen before, a report pass."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from mall.events.v1.envelope_pb2 import EventEnvelope
 
 from services.analytics.consumers import HANDLERS
 from services.analytics.domain import LOOK_BACK_DAYS, Neighbours, Period, RawEvent
+from services.analytics.reports import ReportRunner
 from services.analytics.service import apply_rollups
 from services.analytics.uow import AnalyticsUnitOfWork
 from services.common import events
@@ -148,3 +149,11 @@ def consume(uow: FakeAnalyticsUnitOfWork, envelopes: Iterable[EventEnvelope], pr
                 message_type = next(t for t, name in events.EVENT_TYPES.items() if name == envelope.event_type)
                 HANDLERS[message_type](uow, events.unpack(envelope, message_type), envelope)
             uow.commit()
+
+
+def run_reports(runner: ReportRunner) -> int:
+    """Run every claimable report job now, as one pass of ReportRunner.run does between its polls; how many ran."""
+    ran = 0
+    while runner.run_one():
+        ran += 1
+    return ran

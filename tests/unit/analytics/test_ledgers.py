@@ -34,7 +34,7 @@ from tests.fixtures.analytics_ledgers import (
     shop,
 )
 from tests.fixtures.analytics_stream import D1, D2, at, republished, stream
-from tests.unit.analytics.conftest import consume
+from tests.unit.analytics.conftest import consume, run_reports
 
 PERIOD = Period(D1, D2)
 
@@ -165,7 +165,7 @@ def test_a_job_reports_progress_against_the_ledger_events_of_the_period(uow, tmp
     job = reports.create_report(uow(), kind="money", format="csv", from_date=D1.isoformat(), to_date=D2.isoformat(),
                                 requested_by=7)
 
-    reports.ReportRunner(uow, tmp_path).run_pending()
+    run_reports(reports.ReportRunner(uow, tmp_path))
 
     done = reports.get_report(uow(), job.id)
     assert (done.status, done.rows, done.file_name) == ("done", len(MONEY),

@@ -16,6 +16,7 @@ from services.analytics.db import SqlAnalyticsUnitOfWork
 from services.analytics.grpc_api import AnalyticsServicer
 from services.common.auth import Caller, caller_var
 from services.common.errors import Forbidden, NotFound
+from tests.unit.analytics.conftest import run_reports
 
 MONEY = analytics_pb2.CreateReportRequest(kind="money", format="csv", from_date="2026-11-20", to_date="2026-11-21")
 
@@ -63,7 +64,7 @@ def test_an_operator_may_not_follow_or_download_a_money_export_finance_asked_for
                                                                                  as_role) -> None:
     as_role("finance")
     job = servicer.CreateReport(MONEY, None)  # type: ignore[arg-type]
-    reports.ReportRunner(servicer.uow, servicer.reports_dir).run_pending()
+    run_reports(reports.ReportRunner(servicer.uow, servicer.reports_dir))
     as_role("operator")
 
     with pytest.raises(Forbidden):

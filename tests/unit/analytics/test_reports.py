@@ -28,7 +28,7 @@ from services.common.errors import Conflict, InvalidInput, NotFound, RateLimited
 from services.common.runtime import main
 from tests.fixtures.analytics_stream import D1, D2, EXPECTED_D1, EXPECTED_D2, EXPECTED_TOTALS, at, page_view, stream
 from tests.fixtures.keys import JwtKeys
-from tests.unit.analytics.conftest import consume
+from tests.unit.analytics.conftest import consume, run_reports
 
 PERIOD = Period(D1, D2)
 COLUMNS = ["date", *FIGURES, "net_gmv_fen", "average_order_value_fen", *reports.LATE_COLUMNS, "plan_subscriptions",
@@ -151,7 +151,7 @@ def test_a_report_job_goes_from_queued_to_done_and_its_file_reads_back_in_pieces
         reports.read_report(counted(), tmp_path, job.id, 0)
     assert not_ready.value.code == "REPORT_NOT_READY"
 
-    assert reports.ReportRunner(counted, tmp_path).run_pending() == 1
+    assert run_reports(reports.ReportRunner(counted, tmp_path)) == 1
 
     done = reports.get_report(counted(), job.id)
     written = (tmp_path / done.file_name).read_bytes()
@@ -193,7 +193,7 @@ def test_a_job_that_cannot_write_its_file_fails_with_its_number_not_the_exceptio
                                 to_date=D2.isoformat(), requested_by=7)
 
     with caplog.at_level(logging.ERROR, logger=reports.__name__):
-        reports.ReportRunner(counted, tmp_path / "taken").run_pending()
+        run_reports(reports.ReportRunner(counted, tmp_path / "taken"))
 
     failed = reports.get_report(counted(), job.id)
     assert (failed.status, failed.finished_at is not None) == ("failed", True)

@@ -445,7 +445,7 @@ def test_roles_of_an_unknown_user_are_not_found(uow: FakeUserUnitOfWork, issuer:
 @pytest.mark.parametrize("roles", [["operator"], ["admin", "finance"], []])
 def test_an_admin_cannot_change_their_own_roles(uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords,
                                                 roles: list[str]) -> None:
-    admin = service.create_admin(uow, passwords, phone=PHONE, password="adminpass1", now=T0)
+    admin = service.create_staff(uow, passwords, phone=PHONE, role="admin", password="adminpass1", now=T0)
 
     with pytest.raises(DomainError) as raised:
         service.set_roles(uow, issuer, actor_id=admin.id or 0, user_id=admin.id or 0, roles=roles, now=T0)
@@ -455,7 +455,7 @@ def test_an_admin_cannot_change_their_own_roles(uow: FakeUserUnitOfWork, issuer:
 
 def test_the_admin_role_of_the_last_admin_cannot_be_taken_and_nothing_changes(
         uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
-    admin = service.create_admin(uow, passwords, phone=PHONE, password="adminpass1", now=T0)
+    admin = service.create_staff(uow, passwords, phone=PHONE, role="admin", password="adminpass1", now=T0)
 
     # The actor's own admin role was taken a moment ago (its token still says admin): no admin would be left.
     with pytest.raises(DomainError) as raised:
@@ -466,7 +466,7 @@ def test_the_admin_role_of_the_last_admin_cannot_be_taken_and_nothing_changes(
 
 def test_an_admin_without_a_password_does_not_count_as_the_one_left(
         uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
-    admin = service.create_admin(uow, passwords, phone=PHONE, password="adminpass1", now=T0)
+    admin = service.create_staff(uow, passwords, phone=PHONE, role="admin", password="adminpass1", now=T0)
     code = service.send_sms_code(uow, SilentSms(), issuer, phone="13900000002", purpose="login", now=T0).dev_code
     shopper = service.login_with_sms(uow, issuer, phone="13900000002", code=code, now=T0).user
     made = service.set_roles(uow, issuer, actor_id=admin.id or 0, user_id=shopper.id or 0, roles=["admin"], now=T0)
@@ -481,8 +481,8 @@ def test_an_admin_without_a_password_does_not_count_as_the_one_left(
 
 def test_an_admin_takes_the_admin_role_of_another_while_one_is_left(
         uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
-    first = service.create_admin(uow, passwords, phone=PHONE, password="adminpass1", now=T0)
-    second = service.create_admin(uow, passwords, phone="13900000002", password="adminpass2", now=T0)
+    first = service.create_staff(uow, passwords, phone=PHONE, role="admin", password="adminpass1", now=T0)
+    second = service.create_staff(uow, passwords, phone="13900000002", role="admin", password="adminpass2", now=T0)
 
     done = service.set_roles(uow, issuer, actor_id=first.id or 0, user_id=second.id or 0, roles=["finance"], now=T0)
 
@@ -509,10 +509,11 @@ def test_create_staff_adds_a_role_to_an_existing_account(uow: FakeUserUnitOfWork
 
 def test_a_password_set_by_the_command_ends_the_sessions_started_with_the_old_one(
         uow: FakeUserUnitOfWork, issuer: TokenIssuer, passwords: FakePasswords) -> None:
-    service.create_admin(uow, passwords, phone=PHONE, password="leakedpass1", now=T0)
+    service.create_staff(uow, passwords, phone=PHONE, role="admin", password="leakedpass1", now=T0)
     stolen = service.login_with_password(uow, issuer, passwords, phone=PHONE, password="leakedpass1", now=T0)
 
-    service.create_admin(uow, passwords, phone=PHONE, password="freshpass22", now=T0 + timedelta(minutes=1))
+    service.create_staff(uow, passwords, phone=PHONE, role="admin", password="freshpass22",
+                         now=T0 + timedelta(minutes=1))
 
     with pytest.raises(Unauthenticated) as refused:
         service.refresh_session(uow, issuer, refresh_token=stolen.refresh_token, now=T0 + timedelta(minutes=2))
@@ -521,9 +522,10 @@ def test_a_password_set_by_the_command_ends_the_sessions_started_with_the_old_on
 
 def test_a_password_the_command_sets_on_an_existing_account_is_audited_as_the_commands(
         uow: FakeUserUnitOfWork, passwords: FakePasswords) -> None:
-    admin = service.create_admin(uow, passwords, phone=PHONE, password="adminpass1", now=T0)
+    admin = service.create_staff(uow, passwords, phone=PHONE, role="admin", password="adminpass1", now=T0)
 
-    service.create_admin(uow, passwords, phone=PHONE, password="adminpass2", now=T0 + timedelta(minutes=1))
+    service.create_staff(uow, passwords, phone=PHONE, role="admin", password="adminpass2",
+                         now=T0 + timedelta(minutes=1))
 
     assert [(s.user_id, s.actor_id, s.set_at) for s in uow.password_sets.records] == [
         (admin.id, None, T0 + timedelta(minutes=1))]

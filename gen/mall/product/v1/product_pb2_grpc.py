@@ -139,11 +139,6 @@ class ProductServiceStub:
                 request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ReserveStockRequest.SerializeToString,
                 response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ReserveStockResponse.FromString,
                 _registered_method=True)
-        self.ConfirmReservation = channel.unary_unary(
-                '/mall.product.v1.ProductService/ConfirmReservation',
-                request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ReservationRef.SerializeToString,
-                response_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ReservationResponse.FromString,
-                _registered_method=True)
         self.ReleaseReservation = channel.unary_unary(
                 '/mall.product.v1.ProductService/ReleaseReservation',
                 request_serializer=mall_dot_product_dot_v1_dot_product__pb2.ReservationRef.SerializeToString,
@@ -323,12 +318,6 @@ class ProductServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ConfirmReservation(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
     def ReleaseReservation(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -485,11 +474,6 @@ def add_ProductServiceServicer_to_server(servicer, server):
                     servicer.ReserveStock,
                     request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ReserveStockRequest.FromString,
                     response_serializer=mall_dot_product_dot_v1_dot_product__pb2.ReserveStockResponse.SerializeToString,
-            ),
-            'ConfirmReservation': grpc.unary_unary_rpc_method_handler(
-                    servicer.ConfirmReservation,
-                    request_deserializer=mall_dot_product_dot_v1_dot_product__pb2.ReservationRef.FromString,
-                    response_serializer=mall_dot_product_dot_v1_dot_product__pb2.ReservationResponse.SerializeToString,
             ),
             'ReleaseReservation': grpc.unary_unary_rpc_method_handler(
                     servicer.ReleaseReservation,
@@ -1094,33 +1078,6 @@ class ProductService:
             '/mall.product.v1.ProductService/ReserveStock',
             mall_dot_product_dot_v1_dot_product__pb2.ReserveStockRequest.SerializeToString,
             mall_dot_product_dot_v1_dot_product__pb2.ReserveStockResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ConfirmReservation(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/mall.product.v1.ProductService/ConfirmReservation',
-            mall_dot_product_dot_v1_dot_product__pb2.ReservationRef.SerializeToString,
-            mall_dot_product_dot_v1_dot_product__pb2.ReservationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -243,14 +243,6 @@ class ListAddressesResponse(_message.Message):
     addresses: _containers.RepeatedCompositeFieldContainer[Address]
     def __init__(self, addresses: _Optional[_Iterable[_Union[Address, _Mapping]]] = ...) -> None: ...
 
-class GetAddressRequest(_message.Message):
-    __slots__ = ("user_id", "address_id")
-    USER_ID_FIELD_NUMBER: _ClassVar[int]
-    ADDRESS_ID_FIELD_NUMBER: _ClassVar[int]
-    user_id: int
-    address_id: int
-    def __init__(self, user_id: _Optional[int] = ..., address_id: _Optional[int] = ...) -> None: ...
-
 class AddAddressRequest(_message.Message):
     __slots__ = ("fields", "is_default")
     FIELDS_FIELD_NUMBER: _ClassVar[int]

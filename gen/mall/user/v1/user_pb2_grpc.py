@@ -110,11 +110,6 @@ class UserServiceStub:
                 request_serializer=mall_dot_user_dot_v1_dot_user__pb2.ListAddressesRequest.SerializeToString,
                 response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.ListAddressesResponse.FromString,
                 _registered_method=True)
-        self.GetAddress = channel.unary_unary(
-                '/mall.user.v1.UserService/GetAddress',
-                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.GetAddressRequest.SerializeToString,
-                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.Address.FromString,
-                _registered_method=True)
         self.AddAddress = channel.unary_unary(
                 '/mall.user.v1.UserService/AddAddress',
                 request_serializer=mall_dot_user_dot_v1_dot_user__pb2.AddAddressRequest.SerializeToString,
@@ -284,15 +279,9 @@ class UserServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListAddresses(self, request, context):
-        """Shipping addresses (U6): the caller's own; GetAddress, GetVerification and GetBuyer answer only the owner of
+        """Shipping addresses (U6): the caller's own; GetVerification and GetBuyer answer only the owner of
         user_id (another shopper's is NOT_FOUND, a staff token PERMISSION_DENIED: no staff route reads them).
         """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def GetAddress(self, request, context):
-        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -463,11 +452,6 @@ def add_UserServiceServicer_to_server(servicer, server):
                     servicer.ListAddresses,
                     request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.ListAddressesRequest.FromString,
                     response_serializer=mall_dot_user_dot_v1_dot_user__pb2.ListAddressesResponse.SerializeToString,
-            ),
-            'GetAddress': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetAddress,
-                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.GetAddressRequest.FromString,
-                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.Address.SerializeToString,
             ),
             'AddAddress': grpc.unary_unary_rpc_method_handler(
                     servicer.AddAddress,
@@ -941,33 +925,6 @@ class UserService:
             '/mall.user.v1.UserService/ListAddresses',
             mall_dot_user_dot_v1_dot_user__pb2.ListAddressesRequest.SerializeToString,
             mall_dot_user_dot_v1_dot_user__pb2.ListAddressesResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def GetAddress(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/mall.user.v1.UserService/GetAddress',
-            mall_dot_user_dot_v1_dot_user__pb2.GetAddressRequest.SerializeToString,
-            mall_dot_user_dot_v1_dot_user__pb2.Address.FromString,
             options,
             channel_credentials,
             insecure,
