@@ -107,8 +107,9 @@ def test_a_balance_paid_order_cancelled_and_approved_goes_back_to_the_wallet_at_
     shopper, address_id = verified_wechat_shopper(platform, with_phone=True)
     member_with_balance(platform, shopper, 10_000)
     order = paid_order(platform, shopper, address_id, sku_id, 3, "balance")
-    payable = order["payable_fen"]
-    assert requests.get(f"{api}/member", headers=shopper, timeout=10).json()["balance_fen"] == 10_000 - payable
+    payable = 3_750  # 3 x 1250, a new member at normal (100%), no freight
+    assert order["payable_fen"] == payable
+    assert requests.get(f"{api}/member", headers=shopper, timeout=10).json()["balance_fen"] == 6_250
 
     requests.post(f"{api}/orders/{order['id']}/cancel", json={"reason": "不要了"}, headers=shopper, timeout=10)
     approved = requests.post(f"{api}/admin/orders/{order['id']}/cancel-review", json={"approve": True},

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 import time
 from collections import Counter
 
+import jwt
 import pytest
 import requests
+from mall.events.v1.product_events_pb2 import ProductViewed
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.pool import NullPool
 
+from services.common.events import decode, unpack
 from services.common.outbox import outbox
 from services.product import service
 from services.product.db import SqlProductUnitOfWork, products, skus, start_mappers, stock_movements
-from services.product.seed import product_drafts
+from services.product.seed import CATEGORIES, product_drafts
 from tests.fixtures.platform import ROOT, Platform
 from tests.fixtures.shop import sms_login
 
@@ -63,10 +67,12 @@ def test_the_demo_seed_fills_the_catalogue_and_a_second_run_adds_nothing(seeded:
     categories = requests.get(f"{seeded.api}/categories", timeout=10).json()["items"]
     brands = requests.get(f"{seeded.api}/brands", timeout=10).json()["items"]
     names = [name for _, name in product_drafts()]
+    seeded_categories = {name for parent, children in CATEGORIES.items() for name in (parent, *children)}
     with create_engine(seeded.database_urls["product"], poolclass=NullPool).connect() as conn:
         stored = conn.execute(select(func.count()).select_from(products).where(products.c.name.in_(names))).scalar()
-    assert (again, len(flatten(categories)) >= 10, len(brands), len(set(names)), stored) == (
-        "demo catalogue ready (0 products created)", True, 8, 60, 60)
+    listed = Counter(node["name"] for node in flatten(categories) if node["name"] in seeded_categories)
+    assert (again, len(seeded_categories), set(listed.values()), len(listed), len(brands), len(set(names)), stored) == (
+        "demo catalogue ready (0 products created)", 19, {1}, 19, 8, 60, 60)  # other tests add categories of their own
 
 
 def test_the_demo_seed_opens_every_skus_stock_ledger_with_its_initial_stock(seeded: Platform) -> None:
@@ -77,11 +83,13 @@ def test_the_demo_seed_opens_every_skus_stock_ledger_with_its_initial_stock(seed
                                        .where(products.c.name.in_(names))).scalars())
         initial_rows = Counter(conn.execute(select(stock_movements.c.sku_id).where(
             stock_movements.c.kind == "initial", stock_movements.c.sku_id.in_(seeded_skus))).scalars())
+        every_sku = conn.execute(select(func.count()).select_from(skus)).scalar_one()  # other tests' too
     start_mappers()
     checked, unbalanced = service.check_stock_ledger(SqlProductUnitOfWork(engine, "product"))
 
-    assert (len(seeded_skus) >= 60, set(initial_rows) == seeded_skus, set(initial_rows.values()), checked >= len(
-        seeded_skus), unbalanced) == (True, True, {1}, True, [])
+    combinations = sum(math.prod(len(values) for _, values in template.specs) for template, _ in product_drafts())
+    assert (combinations, len(seeded_skus), set(initial_rows) == seeded_skus, set(initial_rows.values()), checked,
+            unbalanced) == (259, 259, True, {1}, every_sku, [])  # one SKU per spec combination of the 60 products
 
 
 def test_seed_images_are_served(seeded: Platform) -> None:
@@ -146,20 +154,30 @@ def test_an_edit_from_a_stale_form_is_409_and_changes_nothing(seeded: Platform, 
 
 def test_a_logged_in_view_is_published_as_product_viewed(seeded: Platform, shopper: dict[str, str]) -> None:
     product_id = requests.get(f"{seeded.api}/products", timeout=10).json()["items"][0]["id"]
-    me = requests.get(f"{seeded.api}/products/{product_id}", headers=shopper, timeout=10)
     engine = create_engine(seeded.database_urls["product"], poolclass=NullPool)
 
+    def views() -> list[tuple[int, str, int, bool]]:
+        """This product's product-viewed rows: (outbox id, aggregate id, viewer, published)."""
+        with engine.connect() as conn:
+            rows = conn.execute(select(outbox.c.id, outbox.c.aggregate_id, outbox.c.envelope, outbox.c.published_at)
+                                .where(outbox.c.event_type == "product-viewed").order_by(outbox.c.id)).all()
+        viewed = [(row_id, key, unpack(decode(bytes(raw)), ProductViewed), published)
+                  for row_id, key, raw, published in rows]
+        return [(row_id, key, event.user_id, published is not None)
+                for row_id, key, event, published in viewed if event.product_id == product_id]
+
+    before = {row[0] for row in views()}
+    me = requests.get(f"{seeded.api}/products/{product_id}", headers=shopper, timeout=10)
     deadline = time.monotonic() + 30
     while True:  # the relay publishes it shortly after the view commits
-        with engine.connect() as conn:
-            rows = conn.execute(select(outbox.c.aggregate_id, outbox.c.published_at)
-                                .where(outbox.c.event_type == "product-viewed")).all()
-        if rows and all(published is not None for _, published in rows) or time.monotonic() > deadline:
+        new = [row for row in views() if row[0] not in before]
+        if (new and all(published for *_, published in new)) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
 
+    viewer = jwt.decode(shopper["Authorization"].removeprefix("Bearer "), options={"verify_signature": False})["sub"]
     assert me.status_code == 200
-    assert rows and all(published is not None for _, published in rows), rows
+    assert [(key, user_id, published) for _, key, user_id, published in new] == [(str(viewer), int(viewer), True)]
 
 
 def test_a_shopper_on_admin_product_routes_gets_403(seeded: Platform, shopper: dict[str, str]) -> None:

@@ -117,8 +117,8 @@ def test_a_member_coupon_is_quoted_locked_by_the_order_and_released_when_it_is_c
     amounts = submitted.json()["amounts"]
     assert amounts["coupon_discount_fen"] == preview.json()["coupon_discount_fen"] == 500
     assert [(c["id"], c["discount_fen"]) for c in preview.json()["usable_coupons"]] == [(coupon.json()["id"], 500)]
-    assert amounts["payable_fen"] == preview.json()["payable_fen"] == (
-        3998 - amounts["level_discount_fen"] - 500)
+    # a new member is normal (100%): 2 x 1999 less the coupon's 500, no freight
+    assert (amounts["level_discount_fen"], amounts["payable_fen"], preview.json()["payable_fen"]) == (0, 3498, 3498)
 
     def coupon_status() -> str:
         return requests.get(f"{api}/member/coupons", headers=shopper, timeout=10).json()["items"][0]["status"]
@@ -254,9 +254,10 @@ def test_paying_with_the_balance_takes_exactly_the_payable_amount_from_the_walle
 
     assert (paid.status_code, paid.json()["channel"], paid.json()["status"]) == (200, "balance", "PAID"), paid.text
     assert (again.status_code, again.json()["error"]["code"]) == (409, "ORDER_STATE_CONFLICT")
-    assert amounts["payable_fen"] == 3998 - amounts["level_discount_fen"]  # type: ignore[index]
+    # a new member is normal (100%): 2 x 1999, no freight
+    assert (amounts["level_discount_fen"], amounts["payable_fen"]) == (0, 3998)  # type: ignore[index]
     member = requests.get(f"{api}/member", headers=shopper, timeout=10).json()
-    assert member["balance_fen"] == 10_000 - amounts["payable_fen"]  # type: ignore[index]
+    assert member["balance_fen"] == 6_002  # 10,000 less the 3,998 paid
     read = requests.get(f"{api}/orders/{order['id']}", headers=shopper, timeout=10).json()
     assert (read["status"], read["pay_channel"], [step["status"] for step in read["history"]]) == (
         "PAID", "balance", ["PENDING_PAYMENT", "PAID"])

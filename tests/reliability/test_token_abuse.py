@@ -92,5 +92,6 @@ def test_guessing_an_sms_code_locks_it_so_even_the_right_code_fails(platform: Pl
                              timeout=10) for _ in range(5)]
     right = requests.post(f"{platform.api}/auth/login/sms", json={"phone": phone, "code": code}, timeout=10)
 
-    assert [g.status_code for g in guesses] == [400] * 5
-    assert right.status_code in (400, 429) and "access_token" not in right.json()
+    assert [(g.status_code, g.json()["error"]["code"]) for g in guesses] == [(400, "SMS_CODE_INVALID")] * 5
+    assert (right.status_code, right.json()["error"]["code"], "access_token" in right.json()) == (
+        400, "SMS_CODE_LOCKED", False)

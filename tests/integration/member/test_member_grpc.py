@@ -201,6 +201,10 @@ def test_one_user_claiming_concurrently_stays_within_the_per_user_limit(stub, as
             pb.ClaimCouponRequest(template_id=template.id), metadata=metadata, timeout=30)), range(20)))
 
     assert outcomes.count((grpc.StatusCode.OK, "")) == 2
+    assert outcomes.count((grpc.StatusCode.FAILED_PRECONDITION, "COUPON_LIMIT_REACHED")) == 18
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(coupons)
+                            .where(coupons.c.template_id == template.id, coupons.c.user_id == ALICE)).scalar_one() == 2
 
 
 def test_a_user_never_sees_or_uses_another_users_coupon(stub, as_user) -> None:  # type: ignore[no-untyped-def]
@@ -222,7 +226,7 @@ def test_a_user_never_sees_or_uses_another_users_coupon(stub, as_user) -> None: 
                                               (grpc.StatusCode.NOT_FOUND, "COUPON_NOT_FOUND"))
 
 
-def test_lock_use_and_release_of_a_coupon_are_idempotent_by_order(stub, as_user) -> None:  # type: ignore[no-untyped-def]
+def test_lock_use_and_release_of_a_coupon_are_idempotent_by_order(stub, as_user, engine) -> None:  # type: ignore[no-untyped-def]
     now = datetime.now(UTC)
     template = stub.CreateCouponTemplate(pb.CreateCouponTemplateRequest(
         name="15% off", kind="percent", percent_off=15, cap_fen=2_000, total=5, per_user_limit=1,
@@ -236,10 +240,24 @@ def test_lock_use_and_release_of_a_coupon_are_idempotent_by_order(stub, as_user)
     discounts = [stub.LockCoupon(lock, metadata=md, timeout=10).discount_fen for _ in range(2)]
     for _ in range(2):
         stub.UseCoupon(pb.UseCouponRequest(order_no="O-1"), metadata=md, timeout=10)
+
+    def stored() -> tuple[object, ...]:
+        """The coupon's row, the orders' expired locks and the ledger's entries."""
+        with engine.connect() as conn:
+            return (conn.execute(select(coupons).where(coupons.c.id == coupon.id)).one(),
+                    conn.execute(text("SELECT * FROM expired_coupon_locks ORDER BY order_no")).all(),
+                    conn.execute(text("SELECT * FROM ledger_entries ORDER BY id")).all())
+
+    stub.ReleaseCoupon(pb.ReleaseCouponRequest(order_no="O-1"), metadata=md, timeout=10)
+    released_once = stored()
     stub.ReleaseCoupon(pb.ReleaseCouponRequest(order_no="O-1"), metadata=md, timeout=10)
     listed = stub.ListCoupons(pb.ListCouponsRequest(), metadata=md, timeout=10)
 
     assert (discounts, [c.status for c in listed.coupons]) == ([1_499, 1_499], ["used"])
+    coupon_row, expired_locks, ledger = released_once
+    assert (coupon_row.status, coupon_row.order_no, coupon_row.discount_fen, expired_locks, ledger) == (
+        "used", "O-1", 1_499, [], [])
+    assert stored() == released_once
 
 
 def test_a_parent_category_coupon_is_quoted_and_locked_on_the_lines_whose_path_passes_through_it(  # type: ignore[no-untyped-def]
@@ -518,17 +536,20 @@ def test_a_gold_members_plus_rate_is_exact_in_basis_points_and_floored_only_in_t
     assert (member.level, member.discount_bp, member.discount_percent) == ("gold", 9_025, 90)
 
 
-def test_fifty_concurrent_credits_of_one_recharge_credit_it_once(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
+def test_fifty_concurrent_credits_of_one_recharge_credit_it_once(stub, uow, as_user, engine) -> None:  # type: ignore[no-untyped-def]
     recharge = stub.CreateRecharge(pb.CreateRechargeRequest(amount_fen=5_000, channel="alipay",
                                                             idempotency_key="r1"), metadata=as_user(ALICE), timeout=10)
 
     with ThreadPoolExecutor(50) as pool:
         list(pool.map(lambda _: service.credit_recharge(uow(), recharge_no=recharge.recharge_no, paid_fen=5_000,
                                                         channel_txn_id="ALI-1"), range(50)))
-    with pytest.raises(Conflict):  # another transaction claiming the same recharge
+    credited = (wallet(uow, ALICE), recharged_events(engine))
+    with pytest.raises(Conflict) as exc:  # another transaction claiming the same recharge
         service.credit_recharge(uow(), recharge_no=recharge.recharge_no, paid_fen=5_000, channel_txn_id="ALI-2")
 
-    assert (recharge.payment["out_trade_no"], wallet(uow, ALICE)) == (recharge.recharge_no, (5_000, 0))
+    assert exc.value.code == "RECHARGE_ALREADY_PAID"
+    assert (recharge.payment["out_trade_no"], credited) == (recharge.recharge_no, ((5_000, 0), 1))
+    assert (wallet(uow, ALICE), recharged_events(engine)) == credited
 
 
 def alipay_notify(key: rsa.RSAPrivateKey, out_trade_no: str, total_amount: str, **changes: str) -> bytes:

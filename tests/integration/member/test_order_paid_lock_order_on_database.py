@@ -55,5 +55,6 @@ def test_an_order_paid_waits_for_its_hold_before_it_locks_the_shoppers_points(
         hold = tx.points.hold("O1")
         assert hold is not None and hold.status == HoldStatus.USED
         assert tx.ledger.balance(ALICE, Account.POINTS_LOCKED) == 0
-        assert tx.ledger.balance(ALICE, Account.POINTS) > earned_before  # O1's points earned on top
+        # O0's 1,000 yuan at normal: 1,000 points, 300 of them held for O1; then O1's 45 yuan at silver (x1.2): 54
+        assert (earned_before, tx.ledger.balance(ALICE, Account.POINTS)) == (700, 754)
     assert service.check_ledgers(uow())[1] == []

@@ -202,11 +202,15 @@ def test_a_refund_notify_replayed_in_sequence_and_concurrently_settles_once(
 
 def test_twenty_first_refund_notifies_at_once_still_settle_once(server: OrderServer,
                                                                  simulator: RunningSimulator) -> None:
-    _, refund_no = cancelled_and_approved(server, simulator)
+    order, refund_no = cancelled_and_approved(server, simulator)
+    payable = order.amounts.payable_fen
     notify = refund_notify(simulator, refund_no)
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
-        list(pool.map(lambda _: server.stub.HandleWechatRefundNotify(notify), range(20)))
-    assert server.events("order-refunded") == 1
+        answers = list(pool.map(lambda _: server.stub.HandleWechatRefundNotify(notify), range(20)))
+    assert answers == [order_pb2.WechatPayNotifyResponse()] * 20
+    read = server.stub.GetOrder(order_pb2.GetOrderRequest(id=order.id), metadata=server.as_user(ALICE))
+    assert (read.status, read.refunded_fen, server.events("order-refunded")) == ("REFUNDED", payable, 1)
+    assert simulator.client.wechatpay_order(order.order_no)["refunded_fen"] == payable
 
 
 @pytest.mark.parametrize("tamper", ["bad_signature", "tampered_body", "unknown_serial", "stale_timestamp", "bad_tag",

@@ -162,8 +162,11 @@ def test_paying_the_same_order_again_with_another_amount_is_a_conflict(uow: Fake
     fund(uow, ALICE, 10_000)
     service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=2_500, now=NOW)
 
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict) as raised:
         service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=2_600, now=NOW)
+
+    assert (raised.value.code, balances(uow, ALICE), uow.ledger.balance(PLATFORM, Account.SALES)) == (
+        "ALREADY_APPLIED_DIFFERENTLY", (7_500, 0), 2_500)
 
 
 def test_another_wallets_payment_of_the_same_order_is_a_conflict_not_a_replay(uow: FakeMemberUnitOfWork) -> None:
@@ -173,10 +176,10 @@ def test_another_wallets_payment_of_the_same_order_is_a_conflict_not_a_replay(uo
     fund(uow, BOB, 10_000, key="seed-bob")
     service.pay_with_balance(uow, user_id=BOB, order_no="O1", amount_fen=2_500, now=NOW)
 
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict) as raised:
         service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=2_500, now=NOW)
-    assert (uow.ledger.balance(ALICE, Account.AVAILABLE), uow.ledger.balance(BOB, Account.AVAILABLE),
-            uow.ledger.balance(PLATFORM, Account.SALES)) == (10_000, 7_500, 2_500)
+    assert (raised.value.code, uow.ledger.balance(ALICE, Account.AVAILABLE), uow.ledger.balance(BOB, Account.AVAILABLE),
+            uow.ledger.balance(PLATFORM, Account.SALES)) == ("ALREADY_APPLIED_DIFFERENTLY", 10_000, 7_500, 2_500)
 
 
 def test_paying_more_than_the_balance_is_refused_and_moves_nothing(uow: FakeMemberUnitOfWork) -> None:
@@ -232,15 +235,19 @@ def test_a_paid_order_replays_its_payment_after_a_void(uow: FakeMemberUnitOfWork
 
 def test_a_refused_payment_does_not_keep_its_order_from_being_voided(uow: FakeMemberUnitOfWork) -> None:
     fund(uow, ALICE, 1_000)
-    with pytest.raises(DomainError):
+    with pytest.raises(DomainError) as raised:
         service.pay_with_balance(uow, user_id=ALICE, order_no="O1", amount_fen=1_001, now=NOW)
 
+    assert (raised.value.code, balances(uow, ALICE)) == ("INSUFFICIENT_BALANCE", (1_000, 0))
     assert service.void_balance_payment(uow, order_no="O1") is None
+    assert (balances(uow, ALICE), uow.ledger.balance(PLATFORM, Account.SALES)) == ((1_000, 0), 0)
 
 
 def test_voiding_an_order_number_that_is_no_order_number_is_invalid(uow: FakeMemberUnitOfWork) -> None:
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput) as raised:
         service.void_balance_payment(uow, order_no="")
+
+    assert raised.value.code == "ORDER_NO_INVALID"
 
 
 def test_a_refund_to_balance_is_credited_once_per_refund_no(uow: FakeMemberUnitOfWork) -> None:

@@ -15,7 +15,7 @@ from services.order.domain import Order
 from services.order.grpc_api import AfterSaleServicer
 from tests.unit.order.conftest import NOW, Shop, paid_order
 from tests.unit.order.test_aftersales import SETTINGS, FakeRefunder, ask, delivered
-from tests.unit.order.test_wallet_payment import unpaid
+from tests.unit.order.test_wallet_payment import PAYABLE, unpaid
 from tests.unit.order.test_wallet_reviews import BOB, left_for_staff, resolve
 
 SHOPPER = 1  # a customer-service member's own account: they shop with it too
@@ -172,7 +172,10 @@ def test_staff_cannot_resolve_a_charge_of_their_own_wallet(shop: Shop, resolutio
     kept = shop.uow.wallet_reviews.get(review.id or 0)
     assert kept is not None
     assert (kept.status, kept.resolved_by, shop.members.balance_refunds) == ("OPEN", "", {})
-    assert resolve(shop, review, resolution, actor=COLLEAGUE).status in ("CREDITED", "HANDLED")
+    resolved = resolve(shop, review, resolution, actor=COLLEAGUE)
+    credited = {f"LATEW{review.order_no}": PAYABLE}  # back to BOB's wallet, in full
+    assert (resolved.status, resolved.resolved_by, shop.members.balance_refunds) == {
+        "credit_back": ("CREDITED", COLLEAGUE, credited), "handled": ("HANDLED", COLLEAGUE, {})}[resolution]
 
 
 def test_staff_cannot_resolve_a_wallet_charge_for_their_own_order(shop: Shop) -> None:
