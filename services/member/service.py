@@ -853,17 +853,6 @@ def _order_coupon(uow: MemberUnitOfWork, order_no: str, user_id: int | None) -> 
     return coupon
 
 
-def use_coupon(uow: MemberUnitOfWork, *, order_no: str, user_id: int | None = None,
-               now: datetime | None = None) -> None:
-    """Mark the coupon `order_no` holds as used (nothing when none, or when used already)."""
-    now = now or utcnow()
-    with uow:
-        coupon = _order_coupon(uow, order_no, user_id)
-        if coupon is not None:
-            coupon.use(now)
-        uow.commit()
-
-
 def release_coupon(uow: MemberUnitOfWork, *, order_no: str, user_id: int | None = None,
                    now: datetime | None = None) -> None:
     """Give back the coupon unpaid `order_no` holds (nothing when none, or once used).

@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.events.v1.member_events_pb2 import MemberPlanSubscribed
+from mall.events.v1.order_events_pb2 import OrderPaid
 from mall.member.v1 import member_pb2 as pb
 from mall.member.v1 import member_pb2_grpc
 from sqlalchemy import Engine, func, select, text
@@ -32,6 +33,7 @@ from services.user.tokens import TokenIssuer
 from tests.fakes import FakeCategories, FakePhones
 from tests.fixtures.keys import JwtKeys, as_service
 from tests.fixtures.member_orders import award_points_for_order
+from tests.integration.member.order_events import deliver
 from tests.unit.common.test_wechatpay import pem_private, pem_public
 
 pytestmark = pytest.mark.integration
@@ -227,7 +229,7 @@ def test_a_user_never_sees_or_uses_another_users_coupon(stub, as_user) -> None: 
                                               (grpc.StatusCode.NOT_FOUND, "COUPON_NOT_FOUND"))
 
 
-def test_lock_use_and_release_of_a_coupon_are_idempotent_by_order(stub, as_user, engine) -> None:  # type: ignore[no-untyped-def]
+def test_lock_use_and_release_of_a_coupon_are_idempotent_by_order(stub, as_user, engine, uow) -> None:  # type: ignore[no-untyped-def]
     now = datetime.now(UTC)
     template = stub.CreateCouponTemplate(pb.CreateCouponTemplateRequest(
         name="15% off", kind="percent", percent_off=15, cap_fen=2_000, total=5, per_user_limit=1,
@@ -239,8 +241,8 @@ def test_lock_use_and_release_of_a_coupon_are_idempotent_by_order(stub, as_user,
     md = as_user(ALICE)
 
     discounts = [stub.LockCoupon(lock, metadata=md, timeout=10).discount_fen for _ in range(2)]
-    for _ in range(2):
-        stub.UseCoupon(pb.UseCouponRequest(order_no="O-1"), metadata=md, timeout=10)
+    for event_id in ("e-1", "e-2"):  # order-paid uses the order's coupon; the same payment published again
+        deliver(uow, OrderPaid(order_no="O-1", user_id=ALICE, paid_fen=8_500, paid_at=stamp(now)), event_id)
 
     def stored() -> tuple[object, ...]:
         """The coupon's row, the orders' expired locks and the ledger's entries."""
