@@ -25,12 +25,12 @@ from services.common.events import decode, unpack
 from services.common.grpc_server import create_server, from_grpc, registration
 from services.common.outbox import outbox
 from services.member import service
-from services.member.channels import AlipayRecharge, RechargeChannels, SimulatedPayout
+from services.member.channels import AlipayRecharge, RechargeChannels
 from services.member.db import SqlMemberUnitOfWork, coupons, member_lookups, recharges, withdrawals
 from services.member.domain import PLATFORM, Account, transfer
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
-from tests.fakes import FakeCategories, FakePhones
+from tests.fakes import FakeCategories, FakePhones, SimulatedPayout
 from tests.fixtures.keys import JwtKeys, as_service
 from tests.fixtures.member_orders import award_points_for_order
 from tests.integration.member.order_events import deliver

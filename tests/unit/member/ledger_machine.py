@@ -19,7 +19,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invaria
 from services.common.errors import DomainError
 from services.common.formats import MAX_PENDING_WITHDRAWALS
 from services.member import service
-from services.member.channels import Payout, PayoutState, SimulatedPayment
+from services.member.channels import Payout, PayoutState
 from services.member.domain import (
     PLATFORM,
     POINTS_OWED_KINDS,
@@ -29,6 +29,7 @@ from services.member.domain import (
     recharge_bonus,
 )
 from services.member.uow import MemberUnitOfWork
+from tests.fakes import SimulatedPayment
 from tests.fixtures.member_orders import award_points_for_order, reverse_points_for_refund
 
 USERS = (1, 2)

@@ -16,11 +16,11 @@ from services.common.config import ConfigError
 from services.common.errors import DomainError, ErrorKind, Forbidden, InvalidInput, NotFound
 from services.common.events import timestamp
 from services.member import service
-from services.member.channels import RechargeChannels, SimulatedPayout
+from services.member.channels import RechargeChannels
 from services.member.config import MemberServiceSettings
 from services.member.domain import CouponUsage, OrderLine
 from services.member.grpc_api import MemberServicer
-from tests.fakes import FakeCategories, FakePhones
+from tests.fakes import FakeCategories, FakePhones, SimulatedPayout
 from tests.fixtures.member_orders import award_points_for_order
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 from tests.unit.member.test_recharge_expiry import base

@@ -9,10 +9,9 @@ import pytest
 
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.member import service
-from services.member.channels import SimulatedPayment, SimulatedPayout
 from services.member.domain import PLATFORM, Account, Member, OrderLine, Withdrawal, level_for, transfer
 from services.member.uow import MemberUnitOfWork
-from tests.fakes import FakeCategories, FakePhones
+from tests.fakes import FakeCategories, FakePhones, SimulatedPayment, SimulatedPayout
 from tests.fixtures.member_orders import award_points_for_order, reverse_points_for_refund
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 
