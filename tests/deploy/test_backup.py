@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import uuid
@@ -21,7 +20,7 @@ from sqlalchemy import create_engine, text
 
 from services.common.config import SERVICES
 from services.common.devbroker import free_port
-from tests.deploy.helpers import K8S, ROOT, kustomize
+from tests.deploy.helpers import K8S, ROOT, kustomize, require_tool
 
 PG = "postgres@127.0.0.1:5432"
 BUCKET = "minimall-media"
@@ -36,8 +35,7 @@ def backup_pod() -> dict[str, Any]:
 @pytest.fixture
 def databases() -> Iterator[dict[str, str]]:
     """A fresh PostgreSQL database per service holding one row that names it: service -> SQLAlchemy URL."""
-    if shutil.which("pg_dump") is None:
-        pytest.skip("pg_dump is not installed")
+    require_tool("pg_dump")  # with psql, beside the PostgreSQL the tests use
     names = {service: f"backup_{service}_{uuid.uuid4().hex[:8]}" for service in SERVICES}
     admin = create_engine(f"postgresql+psycopg://{PG}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
