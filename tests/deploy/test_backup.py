@@ -23,7 +23,7 @@ from services.common.devbroker import free_port
 from tests.deploy.helpers import K8S, ROOT, kustomize, require_tool
 
 PG = "postgres@127.0.0.1:5432"
-BUCKET = "minimall-media"
+BUCKET = "minimall-backups"
 
 
 @pytest.fixture(scope="module")

@@ -915,6 +915,13 @@ def test_the_gateways_readiness_waits_for_every_service_it_asks_about(rendered: 
     assert probe.get("timeoutSeconds", 1) > len(SERVICES) * per_service
 
 
+def test_database_dumps_never_go_to_the_bucket_the_cdn_publishes(rendered: dict[str, Objects]) -> None:
+    """The dumps hold phones and addresses under guessable keys: a bucket of their own, private, not the media one."""
+    config = config_map(rendered["prod"], "minimall-config")
+
+    assert (config["BACKUP_S3_BUCKET"], config["MEDIA_S3_BUCKET"]) == ("minimall-backups", "minimall-media")
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_uploads_go_where_every_gateway_replica_finds_them(rendered: dict[str, Objects], overlay: str) -> None:
     """The root filesystem is read-only: LocalMediaStorage's default var/media there fails every upload, and a
