@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.fixtures.fake_services",
     "tests.fixtures.simulator",
     "tests.fixtures.browser",
+    "tests.fixtures.s3",
 ]
 
 

@@ -15,11 +15,9 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from sqlalchemy import create_engine, text
 
 from services.common.config import SERVICES
-from services.common.devbroker import free_port
 from tests.deploy.helpers import K8S, ROOT, kustomize, require_tool
 
 PG = "postgres@127.0.0.1:5432"
@@ -55,17 +53,6 @@ def databases() -> Iterator[dict[str, str]]:
             for name in [*names.values(), *(f"{n}_restored" for n in names.values())]:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 def run_dump(pod: dict[str, Any], urls: dict[str, str], directory: Path) -> subprocess.CompletedProcess[str]:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import boto3
 import pytest
 from flask.testing import FlaskClient
-from moto.server import ThreadedMotoServer
 from PIL import Image
 
 from gateway.app import create_app
@@ -17,7 +15,6 @@ from gateway.config import GatewaySettings
 from gateway.storage import S3MediaStorage, StorageUnavailable, object_storage
 from services.common import formats
 from services.common.config import ConfigError, Env
-from services.common.devbroker import free_port
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
 from tests.fixtures.fake_services import FakeServices
@@ -28,17 +25,6 @@ pytestmark = pytest.mark.integration
 BUCKET = "minimall-media"
 CDN = "https://cdn.example.test/"
 FAKE_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture
