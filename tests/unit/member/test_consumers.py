@@ -18,17 +18,20 @@ from services.common.outbox import dead_letters
 from services.member import consumers, service
 from services.member.db import SqlMemberUnitOfWork, start_mappers
 from services.member.domain import Account, HoldStatus, OrderLine
-from tests.fakes import FakeCategories
+from tests.fakes import FakeCategories, FakePhones
 from tests.fixtures.kafka import OFFLINE_KAFKA, Delivered, ScriptedConsumer, batch
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 
 NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 ALICE = 1
+# The handlers as the consumer runs them; every buyer here has bound a phone (FakePhones), so order-paid joins a
+# buyer whose spend reaches the threshold, as before M1 reached purchases.
+HANDLERS = consumers.handlers(FakePhones())
 
 
 def deliver(uow: FakeMemberUnitOfWork, event: object, event_id: str) -> None:
     with uow:
-        consumers.HANDLERS[type(event)](uow, event, EventEnvelope(event_id=event_id))  # type: ignore[index]
+        HANDLERS[type(event)](uow, event, EventEnvelope(event_id=event_id))  # type: ignore[index]
         uow.commit()
 
 
@@ -516,7 +519,7 @@ def test_an_order_paid_dated_beyond_year_9999_is_dead_lettered_once_and_the_part
     (bad, bad_event_id), (good, _) = order_paid_record(10, "O1", BEYOND_9999), order_paid_record(11, "O2", timestamp(NOW))
     scripted = ScriptedConsumer([batch(bad, good), batch(bad, good)])  # delivered again: the offset commit was lost
     consumer = EventConsumer("member", functools.partial(SqlMemberUnitOfWork, member_db, "member"), OFFLINE_KAFKA,
-                             consumers.HANDLERS, consumer_factory=lambda *_: scripted)  # type: ignore[arg-type,return-value]
+                             HANDLERS, consumer_factory=lambda *_: scripted)  # type: ignore[arg-type,return-value]
 
     assert consumer.poll_once() == 2
     assert consumer.poll_once() == 2
