@@ -24,7 +24,8 @@ NOTIFY_PATHS = {"wechat": "/payments/wechat/recharge-notify", "alipay": "/paymen
 def grpc_timeout_seconds(environ: Mapping[str, str] | None = None) -> float:
     """MEMBER_GRPC_TIMEOUT_MS (5000): the deadline of the member service's calls to other services; the consume role,
     which builds no MemberServiceSettings (no channel's settings), reads it alone."""
-    return Env(environ).int("MEMBER_GRPC_TIMEOUT_MS", 5000) / 1000
+    env = Env(environ)
+    return env.int("MEMBER_GRPC_TIMEOUT_MS", 5000) / 1000
 
 
 @dataclass(frozen=True)
