@@ -7,6 +7,7 @@ never import, and the service images (which copy services/ only) should not ship
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -24,6 +25,8 @@ from services.common.orders import OrderState
 from services.common.uow import UnitOfWork
 from services.common.wechatpay import NotifyRejected, WechatPayApiError, WechatPayError, WechatPayUnavailable
 from services.common.wechatpay import Refund as ChannelRefund
+from services.member import channels as member_channels
+from services.member.channels import PaidNotice, Payout, PayoutState, never_paid
 from services.order.aftersales import AfterSale
 from services.order.domain import PURCHASE_LIMIT_STATUSES, CartItem, Order, OrderLine, Refund, RefundStatus, Transition
 from services.order.domain import Address as ShippingAddress
@@ -928,6 +931,38 @@ class FakePhones:
         if self.unavailable:
             raise DomainError("USER_UNAVAILABLE", "the user service did not answer", kind=ErrorKind.UNAVAILABLE)
         return user_id not in self.wechat_only
+
+
+class SimulatedPayout:
+    """The member service's payout channel that pays nothing, succeeds always and remembers what it paid."""
+
+    def __init__(self) -> None:
+        self.paid: dict[str, int] = {}
+
+    def pay(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
+        self.paid.setdefault(payout_no, amount_fen)
+        return Payout(PayoutState.PAID, "SIM" + hashlib.sha256(payout_no.encode()).hexdigest()[:24],
+                      channel="simulated")
+
+    def status(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
+        return self.pay(payout_no=payout_no, user_id=user_id, amount_fen=amount_fen)
+
+
+class SimulatedPayment:
+    """The member service's recharge payments without a channel: parameters only (tests credit directly)."""
+
+    def prepare(self, *, channel: str, out_trade_no: str, amount_fen: int, user_id: int = 0,
+                now: datetime | None = None, expires_at: datetime | None = None) -> dict[str, str]:
+        return {"channel": channel, "out_trade_no": out_trade_no, "amount_fen": str(amount_fen), "simulated": "true"}
+
+    def verify(self, *, channel: str, headers: Mapping[str, str], body: bytes) -> PaidNotice:
+        raise member_channels.NotifyRejected("the simulated channel takes no notifies")
+
+    def query(self, *, channel: str, out_trade_no: str) -> PaidNotice | None:
+        return None
+
+    def close(self, *, channel: str, out_trade_no: str) -> PaidNotice:
+        return never_paid(out_trade_no)  # nothing was started anywhere, so nothing can pay it
 
 
 @dataclass

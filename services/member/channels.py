@@ -17,7 +17,6 @@ so a bank-card recharge is not closable (RECHARGE_NOT_CLOSABLE) and ends by payi
 from __future__ import annotations
 
 import enum
-import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -426,35 +425,3 @@ class UnconfiguredPayout:
 
     def status(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
         return Payout(PayoutState.UNKNOWN, reason="no payout channel is configured on this server")
-
-
-class SimulatedPayout:
-    """Pays nothing, succeeds always, remembers what it paid (unit tests)."""
-
-    def __init__(self) -> None:
-        self.paid: dict[str, int] = {}
-
-    def pay(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
-        self.paid.setdefault(payout_no, amount_fen)
-        return Payout(PayoutState.PAID, "SIM" + hashlib.sha256(payout_no.encode()).hexdigest()[:24],
-                      channel="simulated")
-
-    def status(self, *, payout_no: str, user_id: int, amount_fen: int) -> Payout:
-        return self.pay(payout_no=payout_no, user_id=user_id, amount_fen=amount_fen)
-
-
-class SimulatedPayment:
-    """Payment parameters without a channel (unit and integration tests, which credit directly)."""
-
-    def prepare(self, *, channel: str, out_trade_no: str, amount_fen: int, user_id: int = 0,
-                now: datetime | None = None, expires_at: datetime | None = None) -> dict[str, str]:
-        return {"channel": channel, "out_trade_no": out_trade_no, "amount_fen": str(amount_fen), "simulated": "true"}
-
-    def verify(self, *, channel: str, headers: Mapping[str, str], body: bytes) -> PaidNotice:
-        raise NotifyRejected("the simulated channel takes no notifies")
-
-    def query(self, *, channel: str, out_trade_no: str) -> PaidNotice | None:
-        return None
-
-    def close(self, *, channel: str, out_trade_no: str) -> PaidNotice:
-        return never_paid(out_trade_no)  # nothing was started anywhere, so nothing can pay it

@@ -196,10 +196,6 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
                                      coupon_id=request.coupon_id, lines=_lines(request.lines))
         return pb.LockCouponResponse(discount_fen=locked.discount_fen, category_ids=locked.category_ids)
 
-    def UseCoupon(self, request: pb.UseCouponRequest, context: grpc.ServicerContext) -> pb.UseCouponResponse:
-        service.use_coupon(self.uow(), order_no=request.order_no, user_id=_owner_unless_staff())
-        return pb.UseCouponResponse()
-
     def ReleaseCoupon(self, request: pb.ReleaseCouponRequest, context: grpc.ServicerContext) -> pb.ReleaseCouponResponse:
         service.release_coupon(self.uow(), order_no=request.order_no, user_id=_owner_unless_staff())
         return pb.ReleaseCouponResponse()

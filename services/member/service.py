@@ -853,17 +853,6 @@ def _order_coupon(uow: MemberUnitOfWork, order_no: str, user_id: int | None) -> 
     return coupon
 
 
-def use_coupon(uow: MemberUnitOfWork, *, order_no: str, user_id: int | None = None,
-               now: datetime | None = None) -> None:
-    """Mark the coupon `order_no` holds as used (nothing when none, or when used already)."""
-    now = now or utcnow()
-    with uow:
-        coupon = _order_coupon(uow, order_no, user_id)
-        if coupon is not None:
-            coupon.use(now)
-        uow.commit()
-
-
 def release_coupon(uow: MemberUnitOfWork, *, order_no: str, user_id: int | None = None,
                    now: datetime | None = None) -> None:
     """Give back the coupon unpaid `order_no` holds (nothing when none, or once used).
@@ -1944,27 +1933,3 @@ def _return_spent_points(uow: MemberUnitOfWork, hold: PointsHold | None, now: da
     _credit_points(uow, hold.user_id, points, key=f"points-return:{hold.order_no}", kind="points_returned",
                    reference=hold.order_no, source=(PLATFORM, Account.POINTS_ISSUED), reason="points_returned", now=now)
     return points
-
-
-class _PhonesUnasked:
-    """award_points_for_order's (test-only, being removed): every buyer taken to have bound a phone."""
-
-    def has_phone(self, user_id: int) -> bool:
-        return True
-
-
-def award_points_for_order(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid_fen: int,
-                           now: datetime | None = None) -> None:
-    """apply_order_paid in a unit of work of its own."""
-    with uow:
-        apply_order_paid(uow, _PhonesUnasked(), order_no=order_no, user_id=user_id, paid_fen=paid_fen,
-                         now=now or utcnow())
-        uow.commit()
-
-
-def reverse_points_for_refund(uow: MemberUnitOfWork, *, order_no: str, refund_no: str, amount_fen: int,
-                              now: datetime | None = None) -> None:
-    """apply_order_refunded in a unit of work of its own."""
-    with uow:
-        apply_order_refunded(uow, order_no=order_no, refund_no=refund_no, amount_fen=amount_fen, now=now or utcnow())
-        uow.commit()

@@ -53,6 +53,21 @@ def workloads(objects: Objects) -> Objects:
     return [o for o in objects if o["kind"] in ("Deployment", "StatefulSet")]
 
 
+def pod_template(obj: dict[str, Any]) -> dict[str, Any]:
+    """The pod template of a Deployment, StatefulSet or Job, or of the Jobs a CronJob starts."""
+    return obj["spec"]["jobTemplate"]["spec"]["template"] if obj["kind"] == "CronJob" else obj["spec"]["template"]
+
+
+def runs_pods(objects: Objects) -> Objects:
+    """Every object with a pod template: workloads, Jobs and CronJobs (the database backup)."""
+    return [o for o in objects if o["kind"] in ("Deployment", "StatefulSet", "Job", "CronJob")]
+
+
+def containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    pod = pod_template(obj)["spec"]
+    return pod.get("initContainers", []) + pod["containers"]
+
+
 def own_deployments(objects: Objects) -> Objects:
     """Deployments that run a MiniMall image (not Redis)."""
     return [d for d in of_kind(objects, "Deployment")
@@ -502,8 +517,7 @@ def test_prometheus_and_the_probes_reach_the_gateway_pod_itself(rendered: dict[s
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_images_are_pinned_to_a_tag(rendered: dict[str, Objects], overlay: str) -> None:
-    images = {c["image"] for w in workloads(rendered[overlay]) + of_kind(rendered[overlay], "Job")
-              for c in w["spec"]["template"]["spec"].get("initContainers", []) + w["spec"]["template"]["spec"]["containers"]}
+    images = {c["image"] for w in runs_pods(rendered[overlay]) for c in containers(w)}
     assert images and all(":" in image and not image.endswith(":latest") for image in images), images
 
 
@@ -511,9 +525,7 @@ def test_prod_runs_its_own_images_by_tag_and_digest(rendered: dict[str, Objects]
     """A tag can be pushed again: pods of one rollout, a rollback or a node pulling anew could run other bytes than
     the ones tested. The prod overlay names each own image's digest (a placeholder to set at each release)."""
     objects = rendered["prod"]
-    images = {c["image"] for w in workloads(objects) + of_kind(objects, "Job")
-              for c in w["spec"]["template"]["spec"].get("initContainers", []) + w["spec"]["template"]["spec"]["containers"]
-              if _image_name(c["image"]) in OWN_IMAGES}
+    images = {c["image"] for w in runs_pods(objects) for c in containers(w) if _image_name(c["image"]) in OWN_IMAGES}
 
     assert {_image_name(image) for image in images} == OWN_IMAGES
     assert [image for image in images
@@ -525,9 +537,9 @@ def referenced_secrets(objects: Objects) -> set[str]:
     for obj in objects:
         if obj["kind"] == "Ingress":
             names |= {tls["secretName"] for tls in obj["spec"].get("tls", [])}
-        if obj["kind"] not in ("Deployment", "StatefulSet", "Job"):
+        if obj["kind"] not in ("Deployment", "StatefulSet", "Job", "CronJob"):
             continue
-        pod = obj["spec"]["template"]["spec"]
+        pod = pod_template(obj)["spec"]
         names |= {v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v}
         for container in pod.get("initContainers", []) + pod["containers"]:
             names |= {e["valueFrom"]["secretKeyRef"]["name"] for e in container.get("env", [])
@@ -574,8 +586,7 @@ def selects(selector: dict[str, Any], pod_labels: dict[str, str]) -> bool:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_network_policy_selects_pods_and_every_peer_it_admits_exists(
         rendered: dict[str, Objects], overlay: str) -> None:
-    pods = [(w["metadata"]["name"], w["spec"]["template"]["metadata"]["labels"])
-            for w in workloads(rendered[overlay]) + of_kind(rendered[overlay], "Job")]
+    pods = [(w["metadata"]["name"], pod_template(w)["metadata"]["labels"]) for w in runs_pods(rendered[overlay])]
     problems = []
     for policy in of_kind(rendered[overlay], "NetworkPolicy"):
         name = policy["metadata"]["name"]
@@ -636,9 +647,9 @@ def test_every_hpa_scales_a_deployment_that_leaves_its_replica_count_to_it(
 def test_statefulsets_and_jobs_run_non_root_with_resources_and_without_privilege(
         rendered: dict[str, Objects], overlay: str) -> None:
     problems = []
-    for workload in of_kind(rendered[overlay], "StatefulSet") + of_kind(rendered[overlay], "Job"):
+    for workload in [o for o in runs_pods(rendered[overlay]) if o["kind"] != "Deployment"]:
         name = workload["metadata"]["name"]
-        pod = workload["spec"]["template"]["spec"]
+        pod = pod_template(workload)["spec"]
         if pod["securityContext"].get("runAsNonRoot") is not True:
             problems.append(f"{name}: may run as root")
         for container in pod["containers"]:
@@ -653,8 +664,7 @@ def test_statefulsets_and_jobs_run_non_root_with_resources_and_without_privilege
 
 
 def pod_templates(objects: Objects) -> list[tuple[str, dict[str, Any]]]:
-    return [(f"{o['kind']} {o['metadata']['name']}", o["spec"]["template"]["spec"]) for o in objects
-            if o["kind"] in ("Deployment", "StatefulSet", "Job")]
+    return [(f"{o['kind']} {o['metadata']['name']}", pod_template(o)["spec"]) for o in runs_pods(objects)]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -906,6 +916,13 @@ def test_the_gateways_readiness_waits_for_every_service_it_asks_about(rendered: 
     assert probe.get("timeoutSeconds", 1) > len(SERVICES) * per_service
 
 
+def test_database_dumps_never_go_to_the_bucket_the_cdn_publishes(rendered: dict[str, Objects]) -> None:
+    """The dumps hold phones and addresses under guessable keys: a bucket of their own, private, not the media one."""
+    config = config_map(rendered["prod"], "minimall-config")
+
+    assert (config["BACKUP_S3_BUCKET"], config["MEDIA_S3_BUCKET"]) == ("minimall-backups", "minimall-media")
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_uploads_go_where_every_gateway_replica_finds_them(rendered: dict[str, Objects], overlay: str) -> None:
     """The root filesystem is read-only: LocalMediaStorage's default var/media there fails every upload, and a
@@ -952,3 +969,53 @@ def test_every_claim_can_be_bound_for_every_pod_that_mounts_it(rendered: dict[st
             assert (spec["accessModes"], spec.get("storageClassName")) == (["ReadWriteOnce"], None)
             hpa = named(objects, "HorizontalPodAutoscaler", deployment["metadata"]["name"])
             assert hpa["spec"]["maxReplicas"] == 1
+
+
+def backup_job(objects: Objects) -> dict[str, Any]:
+    return named(objects, "CronJob", "db-backup")
+
+
+def test_prod_dumps_every_service_database_nightly_one_run_at_a_time(rendered: dict[str, Objects]) -> None:
+    """Money lives in the order and member databases: a backup that leaves a service's database out, or two runs on
+    the same databases at once (a slow night), is found here rather than on the day of a restore."""
+    cron = backup_job(rendered["prod"])
+    job = cron["spec"]["jobTemplate"]["spec"]
+    [dump] = pod_template(cron)["spec"]["initContainers"]
+    env = {e["name"]: e.get("value") or e["valueFrom"]["secretKeyRef"] for e in dump["env"]}
+
+    assert (cron["spec"]["concurrencyPolicy"], cron["spec"]["schedule"].split()[2:]) == ("Forbid", ["*", "*", "*"])
+    assert job["backoffLimit"] >= 1 and 0 < job["activeDeadlineSeconds"] < 24 * 3600
+    assert "--format=custom" in dump["args"][0]
+    assert env.pop("BACKUP_DATABASES").split() == list(SERVICES)
+    assert env == {f"{s.upper()}_DATABASE_URL": {"name": "minimall-database", "key": s} for s in SERVICES}
+
+
+def test_the_backup_pod_runs_non_root_read_only_without_capabilities_and_within_its_resources(
+        rendered: dict[str, Objects]) -> None:
+    cron = backup_job(rendered["prod"])
+    pod = pod_template(cron)["spec"]
+    problems = []
+    if pod["securityContext"].get("runAsNonRoot") is not True or pod.get("automountServiceAccountToken") is not False:
+        problems.append("pod: may run as root or mounts a service account token")
+    for container in containers(cron):
+        security = container["securityContext"]
+        if (security.get("readOnlyRootFilesystem"), security.get("allowPrivilegeEscalation"),
+                security.get("capabilities", {}).get("drop")) != (True, False, ["ALL"]):
+            problems.append(f"{container['name']}: {security}")
+        if any(not {"cpu", "memory"} <= set(container["resources"].get(bound, {})) for bound in ("requests", "limits")):
+            problems.append(f"{container['name']}: no cpu and memory requests and limits")
+        if [m["mountPath"] for m in container["volumeMounts"]] != ["/backup"]:
+            problems.append(f"{container['name']}: not on the dump directory")
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert problems == [] and "emptyDir" in volumes["backup"]
+
+
+def test_the_backup_may_reach_only_dns_the_database_the_services_reach_and_https_outside(
+        rendered: dict[str, Objects]) -> None:
+    """The object store over HTTPS, as the gateway's media uploads; the database at database-egress.yaml's address."""
+    objects = rendered["prod"]
+    pod_labels = pod_template(backup_job(objects))["metadata"]["labels"]
+    database = {(rule["to"][0]["ipBlock"]["cidr"], rule["ports"][0]["port"])
+                for rule in named(objects, "NetworkPolicy", "database-egress")["spec"]["egress"]}
+
+    assert egress_of(objects, pod_labels) == DNS | database | {("0.0.0.0/0", 443)}

@@ -22,6 +22,8 @@ DASHBOARDS = sorted((MONITORING / "dashboards").glob("*.json"))
 # the redis-exporter beside Redis).
 PROMETHEUS_SERIES = {"up"}
 EXPORTER_SERIES = {"kafka_consumergroup_lag", "redis_memory_used_bytes", "redis_memory_max_bytes", "redis_errors_total"}
+# The cluster's kube-state-metrics, which this monitoring does not deploy: the backup CronJob's last success.
+KUBE_STATE_SERIES = {"kube_cronjob_status_last_successful_time", "kube_cronjob_created"}
 PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
                 "offset", "inf", "nan"}
 
@@ -109,7 +111,7 @@ def test_metric_names_are_read_from_expressions_without_functions_labels_or_keyw
 
 def test_every_rule_expression_names_only_metrics_the_code_exports_or_rules_record() -> None:
     recorded = {rule["record"] for group in rule_groups() for rule in group["rules"] if "record" in rule}
-    known = exported_metrics() | PROMETHEUS_SERIES | EXPORTER_SERIES | recorded
+    known = exported_metrics() | PROMETHEUS_SERIES | EXPORTER_SERIES | KUBE_STATE_SERIES | recorded
     unknown = {name for expr in rule_expressions() for name in metric_names(expr)} - known
     assert unknown == set()
 
@@ -144,7 +146,9 @@ def test_the_alerts_ops_rely_on_exist() -> None:
                       "RateLimitStoreUnreachable", "SmsDailyBudgetNearlySpent", "SmsDailyBudgetExhausted",
                       "IdentityDailyBudgetExhausted",
                       # the gateway's Redis filling up (it refuses writes when full)
-                      "RedisMemoryNearlyFull", "RedisRefusingWrites"}
+                      "RedisMemoryNearlyFull", "RedisRefusingWrites",
+                      # the nightly database backup (deploy/k8s/overlays/prod/backup.yaml), from kube-state-metrics
+                      "DatabaseBackupTooOld", "DatabaseBackupUnwatched"}
 
 
 def test_the_missing_consumer_group_alert_expects_exactly_the_groups_the_manifests_deploy() -> None:
@@ -197,6 +201,12 @@ def test_promtool_accepts_the_scrape_configuration(tmp_path: Path) -> None:
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     result = promtool("check", "config", "prometheus.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_backup_alert_watches_the_cronjob_the_prod_overlay_deploys() -> None:
+    rule = next(rule for group in rule_groups() for rule in group["rules"] if rule.get("alert") == "DatabaseBackupTooOld")
+    cronjobs = [o["metadata"]["name"] for o in kustomize(K8S / "overlays" / "prod") if o["kind"] == "CronJob"]
+    assert set(re.findall(r'cronjob="([\w-]+)"', rule["expr"])) == set(cronjobs) == {"db-backup"}
 
 
 def test_the_lag_series_come_from_the_kafka_exporter_the_base_deploys() -> None:

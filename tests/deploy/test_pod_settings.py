@@ -80,6 +80,7 @@ def readme_secrets() -> Secrets:
         "minimall-alipay": {"app-private-key.pem": pem_private(app), "alipay-public-key.pem": pem_public(alipay)},
         "minimall-bankcard": {"secret": "b" * 40},
         "minimall-media": {"access-key-id": "AKIAFAKEFAKEFAKE", "secret-access-key": "m" * 40},
+        "minimall-backup": {"access-key-id": "AKIAFAKEFAKEBACKUP", "secret-access-key": "b" * 40},
         "minimall-kafka": {f"{s}-{part}": f"minimall-{s}" for s in (*KAFKA_CLIENTS, "topics", "exporter")
                            for part in ("username", "password")},
         "minimall-service-token-order": {"token": mint_service_token(pem_private(jwt_key), "order", now=now,

@@ -22,14 +22,13 @@ from services.common.consumer import EventConsumer
 from services.common.events import decode
 from services.common.outbox import OutboxRelay, outbox
 from services.member import service as member_service
-from services.member.channels import SimulatedPayment, SimulatedPayout
 from services.member.db import SqlMemberUnitOfWork
 from services.member.db import start_mappers as start_member_mappers
 from services.order import refunds
 from services.order import service as order_service
 from services.order.db import SqlOrderUnitOfWork, start_mappers
 from services.order.domain import OrderLine, RefundStatus, new_order, new_order_no, price
-from tests.fakes import HOME
+from tests.fakes import HOME, SimulatedPayment, SimulatedPayout
 from tests.fixtures.analytics_stream import republished
 from tests.integration.analytics.test_analytics_on_postgres import consume, processed, send
 from tests.unit.order.test_cart_checkout_payment import FakeWechatPay, notice

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import Engine
 
 from services.member import service
-from services.member.channels import Payout, PayoutState, SimulatedPayment, SimulatedPayout
+from services.member.channels import Payout, PayoutState
 from services.member.db import SqlMemberUnitOfWork
+from tests.fakes import SimulatedPayment, SimulatedPayout
 from tests.integration.member.test_balance_payment_void_on_database import first_then_second
 from tests.integration.member.test_withdrawal_give_back_races_on_database import (
     ALICE,

@@ -15,6 +15,7 @@ from services.member import service
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import CHECKOUT_HOLD_TTL, PLATFORM, Account, CouponTemplate, OrderLine, transfer
 from tests.fakes import FakeCategories, FakeOrders
+from tests.fixtures.member_orders import award_points_for_order
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +59,7 @@ def test_replicas_release_each_unsettled_lock_once_and_a_late_payment_takes_it_a
         thread.start()
     for thread in threads:
         thread.join()
-    service.award_points_for_order(uow(), order_no="OX0", user_id=ALICE, paid_fen=9_000)  # paid after all
+    award_points_for_order(uow(), order_no="OX0", user_id=ALICE, paid_fen=9_000)  # paid after all
 
     assert sum(released) == 2 * ORDERS  # each coupon and each hold once; the young hold stays
     with uow() as tx:
@@ -83,7 +84,7 @@ def test_a_cancellation_read_before_the_late_payment_keeps_the_swept_coupon_and_
     with uow() as tx:  # order-cancelled of the paid order, read before its order-paid
         service.apply_order_cancelled(tx, order_no="OC1", was_paid=True, now=utcnow())
         tx.commit()
-    service.award_points_for_order(uow(), order_no="OC1", user_id=user, paid_fen=9_700)
+    award_points_for_order(uow(), order_no="OC1", user_id=user, paid_fen=9_700)
 
     assert swept == 2
     with uow() as tx:

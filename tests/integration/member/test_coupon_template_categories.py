@@ -20,7 +20,7 @@ from services.common.clients import ServiceClients
 from services.common.config import Env, ServiceSettings
 from services.common.discovery import Discovery
 from services.common.grpc_server import create_server, registration
-from services.member.channels import RechargeChannels, SimulatedPayout
+from services.member.channels import RechargeChannels
 from services.member.db import SqlMemberUnitOfWork
 from services.member.grpc_api import MemberServicer
 from services.member.neighbours import GrpcCategories
@@ -29,7 +29,7 @@ from services.product.domain import Category
 from services.product.grpc_api import ProductServicer
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
-from tests.fakes import FakePhones
+from tests.fakes import FakePhones, SimulatedPayout
 from tests.fixtures.keys import JwtKeys
 
 pytestmark = pytest.mark.integration

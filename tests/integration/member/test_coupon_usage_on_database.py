@@ -13,6 +13,7 @@ from services.member import service
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import CouponUsage, OrderLine
 from tests.fakes import FakeCategories
+from tests.fixtures.member_orders import award_points_for_order
 from tests.fixtures.statements import statements
 
 pytestmark = pytest.mark.integration
@@ -40,8 +41,8 @@ def test_each_template_on_the_page_has_its_coupons_counted_by_status_in_one_read
     for n, coupon_id in enumerate(mine[:3]):
         service.lock_coupon(uow(), user_id=ALICE, order_no=f"O{n}", coupon_id=coupon_id,
                             lines=[OrderLine(1, 10_000)], now=NOW)
-    for order_no in ("O0", "O1"):
-        service.use_coupon(uow(), order_no=order_no, now=NOW)
+    for order_no in ("O0", "O1"):  # paid: order-paid uses the coupon the order locked
+        award_points_for_order(uow(), order_no=order_no, user_id=ALICE, paid_fen=9_500, now=NOW)
     claimed(uow, BOB, ended, 2)
 
     with statements(engine) as sent:

@@ -22,13 +22,13 @@ from services.common.grpc_server import create_server, from_grpc, registration
 from services.common.metrics import DB_STATEMENTS_CANCELLED
 from services.common.outbox import dead_letters, outbox, processed_events
 from services.member import consumers
-from services.member.channels import RechargeChannels, SimulatedPayout
+from services.member.channels import RechargeChannels
 from services.member.db import SqlMemberUnitOfWork, members, start_mappers
 from services.member.domain import PLATFORM, Account, transfer
 from services.member.grpc_api import MemberServicer
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
-from tests.fakes import FakeCategories, FakePhones
+from tests.fakes import FakeCategories, FakePhones, SimulatedPayout
 from tests.fixtures.kafka import Delivered, ScriptedConsumer, batch
 from tests.fixtures.keys import JwtKeys
 from tests.fixtures.postgres import start_thread

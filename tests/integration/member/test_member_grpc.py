@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.events.v1.member_events_pb2 import MemberPlanSubscribed
+from mall.events.v1.order_events_pb2 import OrderPaid
 from mall.member.v1 import member_pb2 as pb
 from mall.member.v1 import member_pb2_grpc
 from sqlalchemy import Engine, func, select, text
@@ -24,13 +25,15 @@ from services.common.events import decode, unpack
 from services.common.grpc_server import create_server, from_grpc, registration
 from services.common.outbox import outbox
 from services.member import service
-from services.member.channels import AlipayRecharge, RechargeChannels, SimulatedPayout
+from services.member.channels import AlipayRecharge, RechargeChannels
 from services.member.db import SqlMemberUnitOfWork, coupons, member_lookups, recharges, withdrawals
 from services.member.domain import PLATFORM, Account, transfer
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
-from tests.fakes import FakeCategories, FakePhones
+from tests.fakes import FakeCategories, FakePhones, SimulatedPayout
 from tests.fixtures.keys import JwtKeys, as_service
+from tests.fixtures.member_orders import award_points_for_order
+from tests.integration.member.order_events import deliver
 from tests.unit.common.test_wechatpay import pem_private, pem_public
 
 pytestmark = pytest.mark.integration
@@ -226,7 +229,7 @@ def test_a_user_never_sees_or_uses_another_users_coupon(stub, as_user) -> None: 
                                               (grpc.StatusCode.NOT_FOUND, "COUPON_NOT_FOUND"))
 
 
-def test_lock_use_and_release_of_a_coupon_are_idempotent_by_order(stub, as_user, engine) -> None:  # type: ignore[no-untyped-def]
+def test_lock_use_and_release_of_a_coupon_are_idempotent_by_order(stub, as_user, engine, uow) -> None:  # type: ignore[no-untyped-def]
     now = datetime.now(UTC)
     template = stub.CreateCouponTemplate(pb.CreateCouponTemplateRequest(
         name="15% off", kind="percent", percent_off=15, cap_fen=2_000, total=5, per_user_limit=1,
@@ -238,8 +241,8 @@ def test_lock_use_and_release_of_a_coupon_are_idempotent_by_order(stub, as_user,
     md = as_user(ALICE)
 
     discounts = [stub.LockCoupon(lock, metadata=md, timeout=10).discount_fen for _ in range(2)]
-    for _ in range(2):
-        stub.UseCoupon(pb.UseCouponRequest(order_no="O-1"), metadata=md, timeout=10)
+    for event_id in ("e-1", "e-2"):  # order-paid uses the order's coupon; the same payment published again
+        deliver(uow, OrderPaid(order_no="O-1", user_id=ALICE, paid_fen=8_500, paid_at=stamp(now)), event_id)
 
     def stored() -> tuple[object, ...]:
         """The coupon's row, the orders' expired locks and the ledger's entries."""
@@ -305,7 +308,7 @@ def test_balance_payment_and_refund_are_exact_and_idempotent(stub, uow, as_user,
 def test_points_are_awarded_once_locked_and_released_by_order(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
     stub.SignUp(pb.SignUpRequest(channel="self"), metadata=as_user(ALICE), timeout=10)
     for _ in range(2):
-        service.award_points_for_order(uow(), order_no="O-1", user_id=ALICE, paid_fen=50_099)
+        award_points_for_order(uow(), order_no="O-1", user_id=ALICE, paid_fen=50_099)
     md = as_user(ALICE)
 
     locked = stub.LockPoints(pb.LockPointsRequest(order_no="O-2", points=200, payable_fen=1_000), metadata=md,
@@ -325,7 +328,7 @@ def test_points_are_awarded_once_locked_and_released_by_order(stub, uow, as_user
 def test_points_for_a_negative_payable_are_invalid_argument_and_for_nothing_to_pay_over_the_limit(  # type: ignore[no-untyped-def]
         stub, uow, as_user) -> None:
     stub.SignUp(pb.SignUpRequest(channel="self"), metadata=as_user(ALICE), timeout=10)
-    service.award_points_for_order(uow(), order_no="O-1", user_id=ALICE, paid_fen=50_000)
+    award_points_for_order(uow(), order_no="O-1", user_id=ALICE, paid_fen=50_000)
     md = as_user(ALICE)
 
     negative = code_of(lambda: stub.LockPoints(pb.LockPointsRequest(order_no="O-2", points=200, payable_fen=-1_000),
@@ -456,7 +459,7 @@ def test_the_database_refuses_a_negative_user_balance_and_changes_to_ledger_entr
 
 def test_racing_locks_of_one_order_hold_its_points_and_one_coupon_once(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
     stub.SignUp(pb.SignUpRequest(channel="self"), metadata=as_user(ALICE), timeout=10)
-    service.award_points_for_order(uow(), order_no="O-1", user_id=ALICE, paid_fen=120_000)  # 1,200 points (at normal; silver after)
+    award_points_for_order(uow(), order_no="O-1", user_id=ALICE, paid_fen=120_000)  # 1,200 points (at normal; silver after)
     now = datetime.now(UTC)
     template = stub.CreateCouponTemplate(pb.CreateCouponTemplateRequest(
         name="two", kind="fixed", amount_fen=100, total=5, per_user_limit=2,
@@ -525,7 +528,7 @@ def test_a_gold_members_plus_rate_is_exact_in_basis_points_and_floored_only_in_t
         stub, uow, as_user) -> None:
     md = as_user(ALICE)
     stub.SignUp(pb.SignUpRequest(channel="self"), metadata=md, timeout=10)
-    service.award_points_for_order(uow(), order_no="O-gold", user_id=ALICE, paid_fen=500_000)  # gold: 95%
+    award_points_for_order(uow(), order_no="O-gold", user_id=ALICE, paid_fen=500_000)  # gold: 95%
     fund(uow, ALICE, 20_000)
     stub.SubscribePlan(pb.SubscribePlanRequest(plan_id=1, idempotency_key="plan-1"), metadata=md, timeout=30)
 

@@ -15,13 +15,13 @@ from gateway.app import create_app
 from gateway.config import GatewaySettings
 from services.common.config import ServiceSettings
 from services.common.grpc_server import create_server, registration
-from services.member.channels import RechargeChannels, SimulatedPayout
+from services.member.channels import RechargeChannels
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import PLATFORM, Account, transfer
 from services.member.grpc_api import MemberServicer
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
-from tests.fakes import FakeCategories, FakePhones
+from tests.fakes import FakeCategories, FakePhones, SimulatedPayout
 from tests.fixtures.keys import JwtKeys
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from services.member import service
-from services.member.channels import SimulatedPayment
 from services.member.db import SqlMemberUnitOfWork, recharges, withdrawals
+from tests.fakes import SimulatedPayment
 from tests.integration.member.test_balance_payment_void_on_database import first_then_second
 from tests.integration.member.test_member_grpc import fund, wallet
 

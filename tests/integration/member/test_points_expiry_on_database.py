@@ -17,6 +17,7 @@ from services.common.uow import RoundBudget
 from services.member import service
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import PLATFORM, Account, transfer
+from tests.fixtures.member_orders import award_points_for_order
 from tests.fixtures.postgres import start_thread, wait_until_blocked
 from tests.integration.common.test_pruning import Stepping
 from tests.integration.member.pausing import PausingLedger
@@ -31,10 +32,10 @@ APRIL_RUN = datetime(2027, 4, 1, 0, 0, tzinfo=UTC)
 def shopper(uow: Callable[[], SqlMemberUnitOfWork]) -> Callable[[], SqlMemberUnitOfWork]:
     """ALICE earned 300 points in March 2026 and 200 in May 2026, and holds 400 (the 300 March ones first) for O3."""
     service.sign_up(uow(), user_id=ALICE, channel="self", invite_code=None, now=datetime(2026, 1, 1, tzinfo=UTC))
-    service.award_points_for_order(uow(), order_no="O1", user_id=ALICE, paid_fen=30_000,
-                                   now=datetime(2026, 3, 15, tzinfo=UTC))
-    service.award_points_for_order(uow(), order_no="O2", user_id=ALICE, paid_fen=20_000,
-                                   now=datetime(2026, 5, 2, tzinfo=UTC))
+    award_points_for_order(uow(), order_no="O1", user_id=ALICE, paid_fen=30_000,
+                           now=datetime(2026, 3, 15, tzinfo=UTC))
+    award_points_for_order(uow(), order_no="O2", user_id=ALICE, paid_fen=20_000,
+                           now=datetime(2026, 5, 2, tzinfo=UTC))
     service.lock_points(uow(), user_id=ALICE, order_no="O3", points=400, payable_fen=100_000,
                         now=datetime(2027, 3, 31, 23, 0, tzinfo=UTC))
     return uow
@@ -73,14 +74,14 @@ def test_the_held_points_marked_expired_are_taken_when_the_hold_is_released(
 def test_old_points_given_back_after_the_months_run_expire_once_when_two_replicas_run_at_once(
         uow: Callable[[], SqlMemberUnitOfWork], engine: Engine) -> None:
     service.sign_up(uow(), user_id=ALICE, channel="self", invite_code=None, now=datetime(2026, 1, 1, tzinfo=UTC))
-    service.award_points_for_order(uow(), order_no="O1", user_id=ALICE, paid_fen=40_000,
-                                   now=datetime(2026, 3, 15, tzinfo=UTC))  # 400, valid through March 2027
-    service.award_points_for_order(uow(), order_no="O2", user_id=ALICE, paid_fen=20_000,
-                                   now=datetime(2026, 5, 2, tzinfo=UTC))   # 200, valid through May 2027
+    award_points_for_order(uow(), order_no="O1", user_id=ALICE, paid_fen=40_000,
+                           now=datetime(2026, 3, 15, tzinfo=UTC))  # 400, valid through March 2027
+    award_points_for_order(uow(), order_no="O2", user_id=ALICE, paid_fen=20_000,
+                           now=datetime(2026, 5, 2, tzinfo=UTC))   # 200, valid through May 2027
     service.lock_points(uow(), user_id=ALICE, order_no="O3", points=300, payable_fen=100_000,
                         now=datetime(2027, 3, 30, tzinfo=UTC))             # 300 March points
-    service.award_points_for_order(uow(), order_no="O3", user_id=ALICE, paid_fen=0,
-                                   now=datetime(2027, 3, 30, 0, 5, tzinfo=UTC))
+    award_points_for_order(uow(), order_no="O3", user_id=ALICE, paid_fen=0,
+                           now=datetime(2027, 3, 30, 0, 5, tzinfo=UTC))
     april = service.expire_points(uow, now=APRIL_RUN)                      # the 100 March points left
     with uow() as tx:  # O3 cancelled after review: its 300 March points come back, past their term
         service.apply_order_cancelled(tx, order_no="O3", was_paid=True, now=datetime(2027, 4, 2, tzinfo=UTC))
@@ -120,10 +121,10 @@ def test_a_replicas_round_goes_on_after_the_last_holder_the_other_replicas_round
     holders = [ALICE + number for number in range(6)]
     for user_id in holders:
         service.sign_up(uow(), user_id=user_id, channel="self", invite_code=None, now=datetime(2026, 1, 1, tzinfo=UTC))
-        service.award_points_for_order(uow(), order_no=f"O{user_id}", user_id=user_id, paid_fen=10_000,
-                                       now=datetime(2026, 3, 15, tzinfo=UTC))  # 100 points, past their term in April
-        service.award_points_for_order(uow(), order_no=f"P{user_id}", user_id=user_id, paid_fen=5_000,
-                                       now=datetime(2026, 5, 2, tzinfo=UTC))  # 50 in term: still a holder after it
+        award_points_for_order(uow(), order_no=f"O{user_id}", user_id=user_id, paid_fen=10_000,
+                               now=datetime(2026, 3, 15, tzinfo=UTC))  # 100 points, past their term in April
+        award_points_for_order(uow(), order_no=f"P{user_id}", user_id=user_id, paid_fen=5_000,
+                               now=datetime(2026, 5, 2, tzinfo=UTC))  # 50 in term: still a holder after it
     clock = Stepping()
     replicas = [RoundBudget(2.5, 0, clock=clock), RoundBudget(2.5, 0, clock=clock)]  # each replica's job's budget
 
@@ -159,10 +160,10 @@ def four_holders(uow: Callable[[], SqlMemberUnitOfWork]) -> list[int]:
     holders = [ALICE + number for number in range(4)]
     for user_id in holders:
         service.sign_up(uow(), user_id=user_id, channel="self", invite_code=None, now=datetime(2026, 1, 1, tzinfo=UTC))
-        service.award_points_for_order(uow(), order_no=f"O{user_id}", user_id=user_id, paid_fen=10_000,
-                                       now=datetime(2026, 3, 15, tzinfo=UTC))
-        service.award_points_for_order(uow(), order_no=f"P{user_id}", user_id=user_id, paid_fen=5_000,
-                                       now=datetime(2026, 5, 2, tzinfo=UTC))
+        award_points_for_order(uow(), order_no=f"O{user_id}", user_id=user_id, paid_fen=10_000,
+                               now=datetime(2026, 3, 15, tzinfo=UTC))
+        award_points_for_order(uow(), order_no=f"P{user_id}", user_id=user_id, paid_fen=5_000,
+                               now=datetime(2026, 5, 2, tzinfo=UTC))
     return holders
 
 
@@ -171,8 +172,8 @@ def test_after_a_complete_walk_a_round_locks_only_the_points_accounts_whose_poin
     holders = four_holders(uow)
     april = points_accounts_locked(engine, lambda: service.expire_points(uow, now=APRIL_RUN))
     idle = points_accounts_locked(engine, lambda: service.expire_points(uow, now=APRIL_RUN + timedelta(hours=1)))
-    service.award_points_for_order(uow(), order_no="Q", user_id=holders[2], paid_fen=10_000,
-                                   now=APRIL_RUN + timedelta(hours=1, minutes=30))
+    award_points_for_order(uow(), order_no="Q", user_id=holders[2], paid_fen=10_000,
+                           now=APRIL_RUN + timedelta(hours=1, minutes=30))
 
     moved = points_accounts_locked(engine, lambda: service.expire_points(uow, now=APRIL_RUN + timedelta(hours=2)))
 
@@ -188,8 +189,8 @@ def test_old_points_being_given_back_as_a_round_starts_are_not_missed(
     alice, bob = four_holders(uow)[:2]
     service.lock_points(uow(), user_id=alice, order_no="O3", points=100, payable_fen=100_000,
                         now=datetime(2027, 3, 30, tzinfo=UTC))             # her 100 March points
-    service.award_points_for_order(uow(), order_no="O3", user_id=alice, paid_fen=0,
-                                   now=datetime(2027, 3, 30, 0, 5, tzinfo=UTC))
+    award_points_for_order(uow(), order_no="O3", user_id=alice, paid_fen=0,
+                           now=datetime(2027, 3, 30, 0, 5, tzinfo=UTC))
     april = service.expire_points(uow, now=APRIL_RUN)
     monkeypatch.setattr(service, "WALK_SETTLE_SECONDS", 0.5)
     reached, go, results = threading.Event(), threading.Event(), {}
@@ -222,8 +223,8 @@ def test_a_walk_of_the_holders_whose_points_moved_goes_on_across_rounds_visiting
     holders = four_holders(uow)
     service.expire_points(uow, now=APRIL_RUN)
     for user_id in holders:  # 100 points each, in term
-        service.award_points_for_order(uow(), order_no=f"Q{user_id}", user_id=user_id, paid_fen=10_000,
-                                       now=APRIL_RUN + timedelta(minutes=30))
+        award_points_for_order(uow(), order_no=f"Q{user_id}", user_id=user_id, paid_fen=10_000,
+                               now=APRIL_RUN + timedelta(minutes=30))
     budget, later = RoundBudget(2.5, 0, clock=Stepping()), APRIL_RUN + timedelta(hours=1)
 
     rounds = []

@@ -10,9 +10,9 @@ import pytest
 
 from services.common.db import utcnow
 from services.member import service
-from services.member.channels import SimulatedPayment, SimulatedPayout
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import PLATFORM, Account
+from tests.fakes import SimulatedPayment, SimulatedPayout
 
 pytestmark = pytest.mark.integration
 

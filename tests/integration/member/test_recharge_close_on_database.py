@@ -23,13 +23,13 @@ from services.common.config import ServiceSettings
 from services.common.grpc_server import create_server, from_grpc, registration
 from services.common.outbox import outbox
 from services.common.wechatpay import WechatPay
-from services.member.channels import AlipayRecharge, RechargeChannels, SimulatedPayout, WechatRecharge
+from services.member.channels import AlipayRecharge, RechargeChannels, WechatRecharge
 from services.member.db import SqlMemberUnitOfWork, recharges
 from services.member.domain import Account
 from services.member.grpc_api import MemberServicer
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
-from tests.fakes import FakeCategories, FakePhones
+from tests.fakes import FakeCategories, FakePhones, SimulatedPayout
 from tests.fixtures.keys import JwtKeys
 from tests.fixtures.simulator import RunningSimulator
 

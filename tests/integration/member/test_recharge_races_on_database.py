@@ -12,9 +12,9 @@ from sqlalchemy import Engine, func, select
 
 from services.common.errors import DomainError
 from services.member import service
-from services.member.channels import SimulatedPayment
 from services.member.db import SqlMemberUnitOfWork, recharges
 from services.member.domain import PLATFORM, Account, transfer
+from tests.fakes import SimulatedPayment
 from tests.fixtures.postgres import start_thread, wait_until_blocked
 from tests.integration.member.pausing import PausingLedger
 from tests.integration.member.test_balance_payment_void_on_database import first_then_second

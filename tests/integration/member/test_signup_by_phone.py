@@ -20,13 +20,13 @@ from services.common.clients import ServiceClients
 from services.common.config import Env, ServiceSettings
 from services.common.discovery import Discovery
 from services.common.grpc_server import create_server, registration
-from services.member.channels import RechargeChannels, SimulatedPayout
+from services.member.channels import RechargeChannels
 from services.member.db import SqlMemberUnitOfWork
 from services.member.grpc_api import MemberServicer
 from services.member.neighbours import GrpcPhones
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
-from tests.fakes import FakeCategories
+from tests.fakes import FakeCategories, SimulatedPayout
 from tests.fixtures.keys import JwtKeys
 
 pytestmark = pytest.mark.integration

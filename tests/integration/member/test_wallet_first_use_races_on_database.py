@@ -14,9 +14,8 @@ import pytest
 from sqlalchemy import Engine
 
 from services.member import service
-from services.member.channels import SimulatedPayment
 from services.member.db import SqlMemberUnitOfWork
-from tests.fakes import first_call_followed_by, pause
+from tests.fakes import SimulatedPayment, first_call_followed_by, pause
 from tests.fixtures.postgres import start_thread, wait_until_blocked
 from tests.integration.member.pausing import PausingLedger
 from tests.integration.member.test_withdrawal_give_back_races_on_database import (

@@ -14,9 +14,10 @@ import pytest
 from sqlalchemy import Engine
 
 from services.member import service
-from services.member.channels import Payout, PayoutState, SimulatedPayment, SimulatedPayout
+from services.member.channels import Payout, PayoutState
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import PLATFORM, Account, transfer
+from tests.fakes import SimulatedPayment, SimulatedPayout
 from tests.fixtures.postgres import start_thread, wait_until_blocked
 from tests.integration.member.pausing import PausingLedger
 from tests.integration.member.test_balance_payment_void_on_database import first_then_second

@@ -21,7 +21,7 @@ from services.common.discovery import Discovery
 from services.common.grpc_server import create_server, registration
 from services.common.outbox import outbox
 from services.common.wechatpay import WechatPay
-from services.member.channels import RechargeChannels, SimulatedPayout
+from services.member.channels import RechargeChannels
 from services.member.db import SqlMemberUnitOfWork
 from services.member.db import start_mappers as start_member_mappers
 from services.member.grpc_api import MemberServicer
@@ -32,7 +32,7 @@ from services.order.refunds import WechatRefunds
 from services.order.service import OrderSettings
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
-from tests.fakes import FakeCatalog, FakeCategories, FakeMembers, FakePhones, FakeStock, FakeUsers
+from tests.fakes import FakeCatalog, FakeCategories, FakeMembers, FakePhones, FakeStock, FakeUsers, SimulatedPayout
 from tests.fixtures.keys import JwtKeys, service_token
 from tests.fixtures.simulator import RunningSimulator
 

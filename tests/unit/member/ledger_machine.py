@@ -19,7 +19,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invaria
 from services.common.errors import DomainError
 from services.common.formats import MAX_PENDING_WITHDRAWALS
 from services.member import service
-from services.member.channels import Payout, PayoutState, SimulatedPayment
+from services.member.channels import Payout, PayoutState
 from services.member.domain import (
     PLATFORM,
     POINTS_OWED_KINDS,
@@ -29,6 +29,8 @@ from services.member.domain import (
     recharge_bonus,
 )
 from services.member.uow import MemberUnitOfWork
+from tests.fakes import SimulatedPayment
+from tests.fixtures.member_orders import award_points_for_order, reverse_points_for_refund
 
 USERS = (1, 2)
 NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
@@ -363,7 +365,7 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
         def earn(self, user: int, paid: int) -> str:
             order_no = f"E{next(self.numbers)}"
             for _ in range(2):  # order-paid delivered twice
-                service.award_points_for_order(self.uow(), order_no=order_no, user_id=user, paid_fen=paid, now=NOW)
+                award_points_for_order(self.uow(), order_no=order_no, user_id=user, paid_fen=paid, now=NOW)
             self._paid(user, order_no, paid)
             return order_no
 
@@ -389,7 +391,7 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             self.model[user]["locked"] -= points
             self.locked_orders.discard(order_no)
             if paid:  # the order is paid: the points are spent, and the payment earns
-                service.award_points_for_order(self.uow(), order_no=order_no, user_id=user, paid_fen=points, now=NOW)
+                award_points_for_order(self.uow(), order_no=order_no, user_id=user, paid_fen=points, now=NOW)
                 self._paid(user, order_no, points)
             else:
                 service.release_points(self.uow(), order_no=order_no, now=NOW)
@@ -414,7 +416,7 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             order_no = f"C{next(self.numbers)}"
             service.lock_points(self.uow(), user_id=user, order_no=order_no, points=points, payable_fen=points * 2,
                                 now=NOW)
-            service.award_points_for_order(self.uow(), order_no=order_no, user_id=user, paid_fen=points, now=NOW)
+            award_points_for_order(self.uow(), order_no=order_no, user_id=user, paid_fen=points, now=NOW)
             self.model[user]["points"] -= points
             self._paid(user, order_no, points)
             for _ in range(2):
@@ -436,17 +438,17 @@ def ledger_machine(new_store: Callable[[], Callable[[], MemberUnitOfWork]]) -> t
             member ends as if the order had been paid, then refunded."""
             order_no, refund_no, amount = f"P{next(self.numbers)}", f"R{next(self.numbers)}", max(1, paid * share // 100)
             for _ in range(2):
-                service.reverse_points_for_refund(self.uow(), order_no=order_no, refund_no=refund_no,
-                                                  amount_fen=amount, now=NOW)
+                reverse_points_for_refund(self.uow(), order_no=order_no, refund_no=refund_no,
+                                          amount_fen=amount, now=NOW)
             for _ in range(2):
-                service.award_points_for_order(self.uow(), order_no=order_no, user_id=user, paid_fen=paid, now=NOW)
+                award_points_for_order(self.uow(), order_no=order_no, user_id=user, paid_fen=paid, now=NOW)
             self._paid(user, order_no, paid)
             self._refunded(order_no, amount)
             return order_no
 
         def _refund(self, order_no: str, amount: int) -> None:
-            service.reverse_points_for_refund(self.uow(), order_no=order_no, refund_no=f"R{next(self.numbers)}",
-                                              amount_fen=amount, now=NOW)
+            reverse_points_for_refund(self.uow(), order_no=order_no, refund_no=f"R{next(self.numbers)}",
+                                      amount_fen=amount, now=NOW)
             self._refunded(order_no, amount)
 
         def _refunded(self, order_no: str, amount: int) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from services.common.errors import Conflict, DomainError
 from services.member import service
-from services.member.channels import SimulatedPayment, SimulatedPayout
+from tests.fakes import SimulatedPayment, SimulatedPayout
 from tests.fixtures.metrics import CounterDeltas
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 from tests.unit.member.test_use_cases import ALICE, NOW, balances, fund, uow  # noqa: F401  (uow is a fixture)

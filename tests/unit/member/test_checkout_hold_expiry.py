@@ -15,6 +15,7 @@ from services.common.orders import OrderState
 from services.member import service
 from services.member.domain import CHECKOUT_HOLD_TTL, PLATFORM, Account, OrderLine, transfer
 from tests.fakes import FakeOrders
+from tests.fixtures.member_orders import award_points_for_order, reverse_points_for_refund
 from tests.fixtures.metrics import CounterDeltas
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 from tests.unit.member.test_use_cases import ALICE, NOW, template, uow  # noqa: F401  (uow is a fixture)
@@ -87,7 +88,7 @@ def test_a_points_hold_that_fails_every_round_does_not_keep_the_coupon_locks_loc
 
 def test_locks_their_order_settled_are_never_swept(uow: FakeMemberUnitOfWork, coupon_id: int) -> None:  # noqa: F811
     checkout(uow, coupon_id)
-    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)  # paid: used
+    award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)  # paid: used
     service.lock_points(uow, user_id=ALICE, order_no="O2", points=100, payable_fen=10_000, now=NOW)
     service.release_points(uow, order_no="O2", now=NOW)  # cancelled: released
 
@@ -116,8 +117,8 @@ def test_a_paid_orders_coupon_and_points_stay_held_past_the_ttl_for_its_late_ord
     with pytest.raises(Conflict) as second_order:  # the shopper tries the coupon on another order
         service.lock_coupon(uow, user_id=ALICE, order_no="O2", coupon_id=coupon_id, lines=[OrderLine(1, 10_000)],
                             now=NOW + CHECKOUT_HOLD_TTL + timedelta(minutes=1))
-    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700,
-                                   now=NOW + CHECKOUT_HOLD_TTL + timedelta(minutes=30))  # the late order-paid
+    award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700,
+                           now=NOW + CHECKOUT_HOLD_TTL + timedelta(minutes=30))  # the late order-paid
 
     assert (swept, held, second_order.value.code) == (0, ("locked", "O1", (700, 300)), "COUPON_NOT_AVAILABLE")
     assert (uow.coupons.coupons[coupon_id].status, uow.coupons.coupons[coupon_id].order_no) == ("used", "O1")
@@ -207,7 +208,7 @@ def test_order_paid_after_the_sweep_takes_the_coupon_and_points_again_and_report
 
     with caplog.at_level(logging.ERROR, logger="services.member.service"):
         for _ in range(2):  # delivered twice
-            service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)
+            award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)
 
     coupon = uow.coupons.coupons[coupon_id]
     assert (coupon.status, coupon.order_no) == ("used", "O1")
@@ -226,7 +227,7 @@ def test_order_paid_after_the_sweep_for_what_the_shopper_used_since_is_an_error_
     deltas = CounterDeltas()
 
     with caplog.at_level(logging.ERROR, logger="services.member.service"):
-        service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)
+        award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)
 
     # of the 300 points, what Alice had: the 100 left and the 97 this payment earned
     assert (uow.coupons.coupons[coupon_id].order_no, points(uow)) == ("O2", (0, 900))
@@ -240,7 +241,7 @@ def test_points_an_order_paid_after_the_sweep_was_short_of_are_owed_and_taken_wh
     checkout(uow, coupon_id)
     sweep(uow, CHECKOUT_HOLD_TTL + timedelta(minutes=1))
     checkout(uow, coupon_id, "O2", 900)
-    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)  # 197 of 300 taken
+    award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)  # 197 of 300 taken
 
     service.release_points(uow, order_no="O2", now=NOW)  # O2 cancelled: its 900 back, less the 103 owed
 
@@ -271,9 +272,9 @@ def test_order_cancelled_read_before_order_paid_after_the_sweep_leaves_the_coupo
     deltas = CounterDeltas()
 
     cancel(uow)  # the paid order was cancelled; its order-paid, on a stuck partition, comes after
-    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)
+    award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)
     after_paid = (uow.coupons.coupons[coupon_id].status, uow.coupons.coupons[coupon_id].order_no, points(uow))
-    service.reverse_points_for_refund(uow, order_no="O1", refund_no="RF1", amount_fen=9_700, now=NOW)
+    reverse_points_for_refund(uow, order_no="O1", refund_no="RF1", amount_fen=9_700, now=NOW)
 
     assert after_paid == ("available", None, (1_000 + 97, 0))  # nothing taken again: only what it earned
     assert points(uow) == (1_000, 0)  # its refund takes back what it earned
@@ -285,7 +286,7 @@ def test_a_paid_order_whose_points_were_taken_short_and_then_cancelled_leaves_th
     checkout(uow, coupon_id)
     sweep(uow, CHECKOUT_HOLD_TTL + timedelta(minutes=1))
     checkout(uow, coupon_id, "O2", 900)
-    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)  # 197 taken, 103 owed
+    award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_700, now=NOW)  # 197 taken, 103 owed
 
     cancel(uow, "O1")  # cancelled after review: the 300 it used come back, the 103 owed are taken from them
     service.release_points(uow, order_no="O2", now=NOW)

@@ -16,11 +16,12 @@ from services.common.config import ConfigError
 from services.common.errors import DomainError, ErrorKind, Forbidden, InvalidInput, NotFound
 from services.common.events import timestamp
 from services.member import service
-from services.member.channels import RechargeChannels, SimulatedPayout
+from services.member.channels import RechargeChannels
 from services.member.config import MemberServiceSettings
 from services.member.domain import CouponUsage, OrderLine
 from services.member.grpc_api import MemberServicer
-from tests.fakes import FakeCategories, FakePhones
+from tests.fakes import FakeCategories, FakePhones, SimulatedPayout
+from tests.fixtures.member_orders import award_points_for_order
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 from tests.unit.member.test_recharge_expiry import base
 
@@ -458,8 +459,8 @@ def test_staff_list_counts_each_templates_coupons_by_how_they_stand_now(uow: Fak
     for n, coupon_id in enumerate(mine[:3]):
         service.lock_coupon(uow, user_id=ALICE, order_no=f"O{n}", coupon_id=coupon_id, lines=[OrderLine(1, 10_000)],
                             now=NOW)
-    for order_no in ("O0", "O1"):
-        service.use_coupon(uow, order_no=order_no, now=NOW)
+    for order_no in ("O0", "O1"):  # paid: order-paid uses the coupon the order locked
+        award_points_for_order(uow, order_no=order_no, user_id=ALICE, paid_fen=9_500, now=NOW)
     for _ in range(2):
         service.claim_coupon(uow, user_id=BOB, template_id=ended, now=NOW)
 

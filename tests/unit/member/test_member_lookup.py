@@ -14,10 +14,10 @@ from mall.member.v1 import member_pb2
 from services.common.auth import Caller, Role, caller_var
 from services.common.errors import Forbidden, InvalidInput, NotFound
 from services.member import service
-from services.member.channels import RechargeChannels, SimulatedPayout
+from services.member.channels import RechargeChannels
 from services.member.domain import PLATFORM, Account, transfer
 from services.member.grpc_api import MemberServicer
-from tests.fakes import FakeCategories, FakePhones
+from tests.fakes import FakeCategories, FakePhones, SimulatedPayout
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 
 NOW = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)

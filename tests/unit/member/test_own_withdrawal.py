@@ -11,10 +11,10 @@ from mall.member.v1 import member_pb2
 from services.common.auth import Caller, Role, caller_var
 from services.common.errors import Forbidden
 from services.member import service
-from services.member.channels import RechargeChannels, SimulatedPayout
+from services.member.channels import RechargeChannels
 from services.member.domain import Withdrawal
 from services.member.grpc_api import MemberServicer
-from tests.fakes import FakeCategories, FakePhones
+from tests.fakes import FakeCategories, FakePhones, SimulatedPayout
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 from tests.unit.member.test_use_cases import balances, fund
 

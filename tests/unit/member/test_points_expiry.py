@@ -14,6 +14,7 @@ from services.common.uow import RoundBudget
 from services.member import service
 from services.member.domain import Account, points_expiry_cutoff
 from tests.fakes import FakeOrders
+from tests.fixtures.member_orders import award_points_for_order, reverse_points_for_refund
 from tests.unit.common.test_liveness import FakeClock, Until
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 
@@ -35,7 +36,7 @@ def test_the_cutoff_is_the_start_of_the_same_month_a_year_earlier(now: str, cuto
 
 
 def earn(uow: FakeMemberUnitOfWork, user_id: int, order_no: str, paid_fen: int, when: str) -> None:
-    service.award_points_for_order(uow, order_no=order_no, user_id=user_id, paid_fen=paid_fen, now=at(when))
+    award_points_for_order(uow, order_no=order_no, user_id=user_id, paid_fen=paid_fen, now=at(when))
 
 
 def points(uow: FakeMemberUnitOfWork, user_id: int) -> int:
@@ -75,8 +76,8 @@ def test_points_expire_after_their_twelfth_month_once_and_spending_takes_the_old
 def test_a_refund_takes_back_the_newest_points_and_the_rest_expires_in_turn(uow) -> None:  # type: ignore[no-untyped-def]
     earn(uow, ALICE, "O1", 30_000, "2026-03-15 10:00:00")   # 300, expires April 2027
     earn(uow, ALICE, "O2", 20_000, "2026-05-02 10:00:00")   # 200, expires June 2027
-    service.reverse_points_for_refund(uow, order_no="O2", refund_no="F1", amount_fen=20_000,
-                                      now=at("2026-05-10 00:00:00"))
+    reverse_points_for_refund(uow, order_no="O2", refund_no="F1", amount_fen=20_000,
+                              now=at("2026-05-10 00:00:00"))
 
     assert (service.expire_points(lambda: uow, now=at("2027-04-01 00:00:00")), points(uow, ALICE)) == (300, 0)
 
@@ -107,7 +108,7 @@ def hold_over_the_april_run(uow: FakeMemberUnitOfWork, held: int = 400) -> None:
 
 
 def pay_o3(uow: FakeMemberUnitOfWork) -> None:
-    service.award_points_for_order(uow, order_no="O3", user_id=ALICE, paid_fen=0, now=at("2027-04-01 04:00:00"))
+    award_points_for_order(uow, order_no="O3", user_id=ALICE, paid_fen=0, now=at("2027-04-01 04:00:00"))
 
 
 def test_an_order_paid_on_time_uses_its_held_points_and_the_may_ones_stay(uow) -> None:  # type: ignore[no-untyped-def]
@@ -180,7 +181,7 @@ def test_old_points_a_cancellation_gives_back_after_the_months_run_expire_at_the
     earn(uow, ALICE, "O2", 20_000, "2026-05-02 10:00:00")   # 200 points, valid through May 2027
     service.lock_points(uow, user_id=ALICE, order_no="O3", points=300, payable_fen=100_000,
                         now=at("2027-03-30 10:00:00"))      # 300 of the March points, the oldest
-    service.award_points_for_order(uow, order_no="O3", user_id=ALICE, paid_fen=0, now=at("2027-03-30 10:05:00"))
+    award_points_for_order(uow, order_no="O3", user_id=ALICE, paid_fen=0, now=at("2027-03-30 10:05:00"))
     april = service.expire_points(lambda: uow, now=at("2027-04-01 00:00:00"))  # the 100 March points left
     with uow:  # O3 is cancelled after review: the 300 March points it spent come back, past their term
         service.apply_order_cancelled(uow, order_no="O3", was_paid=True, now=at("2027-04-02 00:00:00"))
@@ -304,7 +305,7 @@ def test_old_points_returned_after_the_walk_expire_at_the_next_round_which_visit
         five_holders, visited) -> None:
     service.lock_points(five_holders, user_id=3, order_no="C3", points=300, payable_fen=100_000,
                         now=at("2027-03-30 10:00:00"))      # all 300 of user 3's March points, the oldest
-    service.award_points_for_order(five_holders, order_no="C3", user_id=3, paid_fen=0, now=at("2027-03-30 10:05:00"))
+    award_points_for_order(five_holders, order_no="C3", user_id=3, paid_fen=0, now=at("2027-03-30 10:05:00"))
     april = expiry_round(five_holders, visited, "2027-04-01 00:00:00")
     with five_holders:  # C3 cancelled after review: its 300 March points come back, past their term
         service.apply_order_cancelled(five_holders, order_no="C3", was_paid=True, now=at("2027-04-02 00:00:00"))
@@ -353,10 +354,10 @@ def shop_step(uow: FakeMemberUnitOfWork, op: str, user: int, n: int, step: int, 
     paid = sorted(order for order, hold in uow.points.holds.items() if hold.status == "used")
     try:
         if op == "earn":
-            service.award_points_for_order(uow, order_no=f"E{step}", user_id=user, paid_fen=1_000 + n * 1_000, now=now)
+            award_points_for_order(uow, order_no=f"E{step}", user_id=user, paid_fen=1_000 + n * 1_000, now=now)
         elif op == "earn-event-of-a-year-ago":  # a consumer's event dated back
-            service.award_points_for_order(uow, order_no=f"L{step}", user_id=user, paid_fen=2_000 + n * 500,
-                                           now=now - timedelta(days=400))
+            award_points_for_order(uow, order_no=f"L{step}", user_id=user, paid_fen=2_000 + n * 500,
+                                   now=now - timedelta(days=400))
         elif op == "lock":
             service.lock_points(uow, user_id=user, order_no=f"H{step}", points=10 + n * 15, payable_fen=100_000,
                                 now=now)
@@ -364,15 +365,15 @@ def shop_step(uow: FakeMemberUnitOfWork, op: str, user: int, n: int, step: int, 
             return service.release_points(uow, order_no=holds[n % len(holds)], now=now)
         elif op == "pay" and holds:
             order = holds[n % len(holds)]
-            service.award_points_for_order(uow, order_no=order, user_id=uow.points.holds[order].user_id,
-                                           paid_fen=0, now=now)
+            award_points_for_order(uow, order_no=order, user_id=uow.points.holds[order].user_id,
+                                   paid_fen=0, now=now)
         elif op == "cancel-paid" and paid:
             with uow:
                 service.apply_order_cancelled(uow, order_no=paid[n % len(paid)], was_paid=True, now=now)
                 uow.commit()
         elif op == "refund":
-            service.reverse_points_for_refund(uow, order_no=f"E{step - 1 - n}", refund_no=f"F{step}",
-                                              amount_fen=500 + n * 300, now=now)
+            reverse_points_for_refund(uow, order_no=f"E{step - 1 - n}", refund_no=f"F{step}",
+                                      amount_fen=500 + n * 300, now=now)
         elif op == "expire":
             return service.expire_points(lambda: uow, now=now, batch=2)
     except DomainError as exc:

@@ -6,9 +6,9 @@ from mall.member.v1 import member_pb2
 
 from services.common.auth import Caller, caller_var
 from services.member import service
-from services.member.channels import RechargeChannels, SimulatedPayout
+from services.member.channels import RechargeChannels
 from services.member.grpc_api import MemberServicer
-from tests.fakes import FakeCategories, FakePhones
+from tests.fakes import FakeCategories, FakePhones, SimulatedPayout
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 from tests.unit.member.test_use_cases import ALICE, BOB, NOW
 

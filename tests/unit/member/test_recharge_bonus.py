@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.member import service
-from services.member.channels import Payout, PayoutState, SimulatedPayment, SimulatedPayout
+from services.member.channels import Payout, PayoutState
 from services.member.domain import PLATFORM, Account, Withdrawal
+from tests.fakes import SimulatedPayment, SimulatedPayout
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 
 NOW = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)

@@ -9,10 +9,10 @@ import pytest
 
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.member import service
-from services.member.channels import SimulatedPayment, SimulatedPayout
 from services.member.domain import PLATFORM, Account, Member, OrderLine, Withdrawal, level_for, transfer
 from services.member.uow import MemberUnitOfWork
-from tests.fakes import FakeCategories, FakePhones
+from tests.fakes import FakeCategories, FakePhones, SimulatedPayment, SimulatedPayout
+from tests.fixtures.member_orders import award_points_for_order, reverse_points_for_refund
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 
 NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
@@ -139,7 +139,7 @@ def test_the_member_account_shows_balance_pending_points_and_coupons(uow: FakeMe
     service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
     fund(uow, ALICE, 10_000)
     service.request_withdrawal(uow, user_id=ALICE, amount_fen=3_000, idempotency_key="k1", now=NOW)
-    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=12_345, now=NOW)
+    award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=12_345, now=NOW)
 
     summary = service.get_member(uow, user_id=ALICE, now=NOW)
 
@@ -661,10 +661,10 @@ def test_another_users_coupon_is_not_found(uow: FakeMemberUnitOfWork) -> None:
 
 def test_order_paid_awards_points_by_level_once(uow: FakeMemberUnitOfWork) -> None:
     service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
-    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=500_000, now=NOW)  # normal; gold after
+    award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=500_000, now=NOW)  # normal; gold after
 
-    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=10_050, now=NOW)
-    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=10_050, now=NOW)
+    award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=10_050, now=NOW)
+    award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=10_050, now=NOW)
 
     assert uow.ledger.balance(ALICE, Account.POINTS) == 5_000 * 100 // 100 + 100 * 150 // 100
     assert [e.payload.delta for e in uow.published if e.event_type == "points-changed"] == [5_000, 150]
@@ -673,11 +673,11 @@ def test_order_paid_awards_points_by_level_once(uow: FakeMemberUnitOfWork) -> No
 
 
 def test_a_shopper_joins_by_purchase_when_paid_spend_reaches_the_threshold(uow: FakeMemberUnitOfWork) -> None:
-    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_999, now=NOW)
+    award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=9_999, now=NOW)
     before = uow.members.get(ALICE)
     assert before is not None and not before.is_member
 
-    service.award_points_for_order(uow, order_no="O2", user_id=ALICE, paid_fen=1, now=NOW)
+    award_points_for_order(uow, order_no="O2", user_id=ALICE, paid_fen=1, now=NOW)
 
     summary = service.get_member(uow, user_id=ALICE, now=NOW)
     assert (summary.member.channel, summary.member.total_spend_fen, summary.points) == ("purchase", 10_000, 0)
@@ -685,10 +685,10 @@ def test_a_shopper_joins_by_purchase_when_paid_spend_reaches_the_threshold(uow: 
 
 def test_a_refund_takes_back_spend_and_points_in_proportion(uow: FakeMemberUnitOfWork) -> None:
     service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
-    service.award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=20_000, now=NOW)
+    award_points_for_order(uow, order_no="O1", user_id=ALICE, paid_fen=20_000, now=NOW)
 
-    service.reverse_points_for_refund(uow, order_no="O1", refund_no="RF1", amount_fen=5_000, now=NOW)
-    service.reverse_points_for_refund(uow, order_no="O1", refund_no="RF1", amount_fen=5_000, now=NOW)
+    reverse_points_for_refund(uow, order_no="O1", refund_no="RF1", amount_fen=5_000, now=NOW)
+    reverse_points_for_refund(uow, order_no="O1", refund_no="RF1", amount_fen=5_000, now=NOW)
 
     summary = service.get_member(uow, user_id=ALICE, now=NOW)
     assert (summary.points, summary.member.total_spend_fen) == (150, 15_000)
@@ -696,13 +696,13 @@ def test_a_refund_takes_back_spend_and_points_in_proportion(uow: FakeMemberUnitO
 
 def test_locked_points_come_back_on_release_and_are_spent_when_the_order_is_paid(uow: FakeMemberUnitOfWork) -> None:
     service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
-    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=120_000, now=NOW)  # 1,200 points; silver
+    award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=120_000, now=NOW)  # 1,200 points; silver
 
     locked = service.lock_points(uow, user_id=ALICE, order_no="O1", points=300, payable_fen=1_000, now=NOW)
     service.lock_points(uow, user_id=ALICE, order_no="O1", points=300, payable_fen=1_000, now=NOW)
     released = service.release_points(uow, order_no="O1", now=NOW)
     service.lock_points(uow, user_id=ALICE, order_no="O2", points=200, payable_fen=1_000, now=NOW)
-    service.award_points_for_order(uow, order_no="O2", user_id=ALICE, paid_fen=800, now=NOW)
+    award_points_for_order(uow, order_no="O2", user_id=ALICE, paid_fen=800, now=NOW)
 
     assert (locked.discount_fen, released) == (300, 300)
     assert (uow.ledger.balance(ALICE, Account.POINTS), uow.ledger.balance(ALICE, Account.POINTS_LOCKED)) == (
@@ -720,7 +720,7 @@ def test_points_pay_at_most_half_of_an_order(uow: FakeMemberUnitOfWork) -> None:
 
 @pytest.mark.parametrize("points", [0, -300])
 def test_holding_no_points_or_fewer_is_invalid_input_and_holds_nothing(uow: FakeMemberUnitOfWork, points: int) -> None:
-    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=10_000, now=NOW)
+    award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=10_000, now=NOW)
 
     with pytest.raises(DomainError) as raised:
         service.lock_points(uow, user_id=ALICE, order_no="O1", points=points, payable_fen=10_000, now=NOW)
@@ -732,7 +732,7 @@ def test_holding_no_points_or_fewer_is_invalid_input_and_holds_nothing(uow: Fake
 
 
 def test_holding_points_for_a_negative_payable_is_invalid_input_and_holds_nothing(uow: FakeMemberUnitOfWork) -> None:
-    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=10_000, now=NOW)
+    award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=10_000, now=NOW)
 
     with pytest.raises(DomainError) as raised:
         service.lock_points(uow, user_id=ALICE, order_no="O1", points=50, payable_fen=-1_000, now=NOW)
@@ -745,7 +745,7 @@ def test_holding_points_for_a_negative_payable_is_invalid_input_and_holds_nothin
 
 def test_holding_points_for_an_order_with_nothing_to_pay_is_over_its_limit_of_none(uow: FakeMemberUnitOfWork) -> None:
     # A payable of 0 (coupons took it all) is a real order: no point may pay half of nothing (the business rule).
-    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=10_000, now=NOW)
+    award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=10_000, now=NOW)
 
     with pytest.raises(DomainError) as raised:
         service.lock_points(uow, user_id=ALICE, order_no="O1", points=50, payable_fen=0, now=NOW)
@@ -774,7 +774,7 @@ def test_a_recharge_is_credited_once_for_exactly_its_amount(uow: FakeMemberUnitO
 
 def test_an_order_whose_points_were_released_cannot_lock_them_again(uow: FakeMemberUnitOfWork) -> None:
     service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
-    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=10_000, now=NOW)
+    award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=10_000, now=NOW)
     service.lock_points(uow, user_id=ALICE, order_no="O1", points=50, payable_fen=1_000, now=NOW)
     service.release_points(uow, order_no="O1", now=NOW)
 
@@ -788,7 +788,7 @@ def test_an_order_whose_points_were_released_cannot_lock_them_again(uow: FakeMem
 
 def test_a_plan_is_paid_from_the_balance_once_per_key_and_adds_its_discount(uow: FakeMemberUnitOfWork) -> None:
     service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
-    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=500_000, now=NOW)  # gold: 95%
+    award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=500_000, now=NOW)  # gold: 95%
     fund(uow, ALICE, 2_000)
 
     for _ in range(2):
@@ -803,7 +803,7 @@ def test_a_plan_is_paid_from_the_balance_once_per_key_and_adds_its_discount(uow:
 def test_a_plus_members_rate_is_the_levels_times_the_plans_to_the_basis_point(uow: FakeMemberUnitOfWork, paid_fen: int,
                                                                               bp: int) -> None:
     service.sign_up(uow, user_id=ALICE, channel="self", invite_code=None, now=NOW)
-    service.award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=paid_fen, now=NOW)
+    award_points_for_order(uow, order_no="O0", user_id=ALICE, paid_fen=paid_fen, now=NOW)
     fund(uow, ALICE, 2_000)
     service.subscribe_plan(uow, user_id=ALICE, plan_id=1, idempotency_key="p1", now=NOW)
 

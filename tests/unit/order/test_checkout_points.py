@@ -11,6 +11,7 @@ from services.member.domain import Account
 from services.order import service
 from services.order.service import CheckoutInput
 from tests.fakes import FakeMembers
+from tests.fixtures.member_orders import award_points_for_order
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 from tests.unit.order.conftest import NOW, Shop
 
@@ -47,7 +48,7 @@ class MemberServicePoints(FakeMembers):
 def points_shop(shop: Shop) -> Shop:
     members = MemberServicePoints()
     member_service.sign_up(members.member, user_id=SHOPPER, channel="self", invite_code=None, now=NOW)
-    member_service.award_points_for_order(members.member, order_no="O0", user_id=SHOPPER, paid_fen=120_000, now=NOW)
+    award_points_for_order(members.member, order_no="O0", user_id=SHOPPER, paid_fen=120_000, now=NOW)
     assert members.held() == (1_200, 0)  # 1,200 yuan paid at normal: 1,200 points (silver after it)
     shop.members = members
     return shop

@@ -503,16 +503,6 @@ class LockCouponResponse(_message.Message):
     category_ids: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, discount_fen: _Optional[int] = ..., category_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
-class UseCouponRequest(_message.Message):
-    __slots__ = ("order_no",)
-    ORDER_NO_FIELD_NUMBER: _ClassVar[int]
-    order_no: str
-    def __init__(self, order_no: _Optional[str] = ...) -> None: ...
-
-class UseCouponResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
-
 class ReleaseCouponRequest(_message.Message):
     __slots__ = ("order_no",)
     ORDER_NO_FIELD_NUMBER: _ClassVar[int]

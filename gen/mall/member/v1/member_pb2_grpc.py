@@ -144,11 +144,6 @@ class MemberServiceStub:
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.LockCouponRequest.SerializeToString,
                 response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.LockCouponResponse.FromString,
                 _registered_method=True)
-        self.UseCoupon = channel.unary_unary(
-                '/mall.member.v1.MemberService/UseCoupon',
-                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.UseCouponRequest.SerializeToString,
-                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.UseCouponResponse.FromString,
-                _registered_method=True)
         self.ReleaseCoupon = channel.unary_unary(
                 '/mall.member.v1.MemberService/ReleaseCoupon',
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.ReleaseCouponRequest.SerializeToString,
@@ -376,12 +371,6 @@ class MemberServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def UseCoupon(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
     def ReleaseCoupon(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -594,11 +583,6 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     servicer.LockCoupon,
                     request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.LockCouponRequest.FromString,
                     response_serializer=mall_dot_member_dot_v1_dot_member__pb2.LockCouponResponse.SerializeToString,
-            ),
-            'UseCoupon': grpc.unary_unary_rpc_method_handler(
-                    servicer.UseCoupon,
-                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.UseCouponRequest.FromString,
-                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.UseCouponResponse.SerializeToString,
             ),
             'ReleaseCoupon': grpc.unary_unary_rpc_method_handler(
                     servicer.ReleaseCoupon,
@@ -1265,33 +1249,6 @@ class MemberService:
             '/mall.member.v1.MemberService/LockCoupon',
             mall_dot_member_dot_v1_dot_member__pb2.LockCouponRequest.SerializeToString,
             mall_dot_member_dot_v1_dot_member__pb2.LockCouponResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def UseCoupon(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/mall.member.v1.MemberService/UseCoupon',
-            mall_dot_member_dot_v1_dot_member__pb2.UseCouponRequest.SerializeToString,
-            mall_dot_member_dot_v1_dot_member__pb2.UseCouponResponse.FromString,
             options,
             channel_credentials,
             insecure,
