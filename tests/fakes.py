@@ -924,9 +924,12 @@ class FakePhones:
 
     wechat_only: Collection[int] = ()
     asked: list[int] = field(default_factory=list)
+    unavailable: bool = False  # the user service does not answer: 503 USER_UNAVAILABLE
 
     def has_phone(self, user_id: int) -> bool:
         self.asked.append(user_id)
+        if self.unavailable:
+            raise DomainError("USER_UNAVAILABLE", "the user service did not answer", kind=ErrorKind.UNAVAILABLE)
         return user_id not in self.wechat_only
 
 

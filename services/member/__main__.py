@@ -34,8 +34,8 @@ from services.member.channels import (
     WechatRecharge,
     WechatTransferPayout,
 )
-from services.member.config import NOTIFY_PATHS, MemberServiceSettings
-from services.member.consumers import HANDLERS
+from services.member.config import NOTIFY_PATHS, MemberServiceSettings, grpc_timeout_seconds
+from services.member.consumers import consume_role_handlers
 from services.member.db import OWN_ROWS, SqlMemberUnitOfWork, start_mappers
 from services.member.grpc_api import MemberServicer
 from services.member.neighbours import GrpcCategories, GrpcPayers, GrpcPhones
@@ -62,9 +62,14 @@ def recharge_channels(settings: MemberServiceSettings, clients: ServiceClients) 
 
 
 def event_consumers(base: ServiceSettings, engine: Engine) -> list[EventConsumer]:
-    """The consume role: the member side of paid, refunded and cancelled orders; no payment channel, no identity."""
+    """The consume role: the member side of paid, refunded and cancelled orders; no payment channel. Its one call out
+    asks the user service, as the member service itself (SERVICE_TOKEN), whether a buyer an order would join has bound
+    a phone."""
     start_mappers()
-    return [EventConsumer("member", functools.partial(SqlMemberUnitOfWork, engine, "member"), base.kafka, HANDLERS)]
+    clients = ServiceClients(Discovery(base.consul_http_addr, Env()), grpc_timeout_seconds(),
+                             service_token=service_identity(base))
+    return [EventConsumer("member", functools.partial(SqlMemberUnitOfWork, engine, "member"), base.kafka,
+                          consume_role_handlers(clients))]
 
 
 def build_app(base: ServiceSettings) -> ServiceApp:

@@ -21,6 +21,13 @@ NOTIFY_PATHS = {"wechat": "/payments/wechat/recharge-notify", "alipay": "/paymen
                 "bank_card": "/payments/bankcard/notify"}
 
 
+def grpc_timeout_seconds(environ: Mapping[str, str] | None = None) -> float:
+    """MEMBER_GRPC_TIMEOUT_MS (5000): the deadline of the member service's calls to other services; the consume role,
+    which builds no MemberServiceSettings (no channel's settings), reads it alone."""
+    env = Env(environ)
+    return env.int("MEMBER_GRPC_TIMEOUT_MS", 5000) / 1000
+
+
 @dataclass(frozen=True)
 class MemberServiceSettings:
     """MEMBER_NOTIFY_BASE_URL (MINIMALL_PUBLIC_URL + /api/v1: the public base the channels notify, see
@@ -60,7 +67,7 @@ class MemberServiceSettings:
                    wechatpay=wechatpay, alipay=alipay, bankcard=bankcard,
                    reconcile_seconds=env.float("MEMBER_RECONCILE_SECONDS", 60.0),
                    points_expiry_seconds=env.float("MEMBER_POINTS_EXPIRY_SECONDS", 3600.0),
-                   grpc_timeout_seconds=env.int("MEMBER_GRPC_TIMEOUT_MS", 5000) / 1000,
+                   grpc_timeout_seconds=grpc_timeout_seconds(environ),
                    reconcile_settle_seconds=env.int("MEMBER_RECONCILE_SETTLE_SECONDS", 60),
                    recharge_expire_seconds=env.int_within("MEMBER_RECHARGE_EXPIRE_SECONDS",
                                                           DEFAULT_RECHARGE_EXPIRE_SECONDS, *RECHARGE_EXPIRE_SECONDS),

@@ -1721,22 +1721,35 @@ def _expire_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, recharge_no
 # ---------------------------------------------------------------- order events (consumer bodies)
 
 
-def apply_order_paid(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid_fen: int, now: datetime) -> None:
-    """order-paid: count the spend (joining at the threshold), award points at the level the member had before it
-    counted (its credit records them, so its refunds take back what it earned whatever the level then), use the order's
-    held points and coupon, then take back what the order's refunds read before this event took back
-    (apply_order_refunded's pending reversals). Inside an open unit of work; once per order."""
+def apply_order_paid(uow: MemberUnitOfWork, phones: Phones, *, order_no: str, user_id: int, paid_fen: int,
+                     now: datetime) -> None:
+    """order-paid: count the spend (joining at the threshold, channel "purchase", a buyer who has bound a phone: M1),
+    award points at the level the member had before it counted (its credit records them, so its refunds take back what
+    it earned whatever the level then), use the order's held points and coupon, then take back what the order's refunds
+    read before this event took back (apply_order_refunded's pending reversals). Inside an open unit of work; once per
+    order.
+
+    A WeChat-only buyer whose spend reaches the threshold has their spend counted and stays a non-member (no points, as
+    any non-member): the threshold is checked again on each order-paid, so the first one after they bind a phone joins
+    them (or they sign up). `phones` is asked only when the order would join its buyer; when it cannot answer (a
+    DomainError USER_UNAVAILABLE) this raises before anything is written, and the consumer delivers the event again."""
+    phone_bound: bool | None = None  # what `phones` answered; None: not asked
+
     def apply() -> bytes:
+        nonlocal phone_bound
         uow.points.credit(order_no, lock=True)  # none yet: a refund of the order being applied is waited for
         # The hold before the points account (the posting below locks it), as releasing or returning a hold does:
         # one lock order, so an order-cancelled of the same order applied at the same moment waits, not deadlocks.
         hold = uow.points.hold(order_no, lock=True)
         member = uow.members.get_or_add_locked(user_id)
+        joins = _joins_by_purchase(member, paid_fen)
+        if joins and phone_bound is None:
+            phone_bound = phones.has_phone(user_id)
         # Earned at the level the order was paid at: the spend it adds may lift the member a level, which counts
         # from their next order on (as the discount does), not for this one.
         level = member.level
         member.add_spend(paid_fen)
-        if not member.is_member and member.total_spend_fen >= AUTO_JOIN_SPEND_FEN:
+        if joins and phone_bound:
             member.join("purchase", None, now)
             events.member_joined(uow, member)
         points = points_earned(paid_fen, level) if member.is_member else 0
@@ -1763,7 +1776,20 @@ def apply_order_paid(uow: MemberUnitOfWork, *, order_no: str, user_id: int, paid
     validate_order_no(order_no)
     if paid_fen < 0:
         raise InvalidInput("AMOUNT_INVALID", "paid_fen must not be negative", details={"paid_fen": "invalid"})
+    # Asked before the order's and the member's rows are locked, from an unlocked read: a call to another service
+    # (up to its deadline) holding them would stall the checkouts, refunds and signups of the shopper that wait on
+    # them. Under the lock the condition is decided again; when it holds only now (another order of theirs counted in
+    # between), the user service is asked there, before anything is changed: correctness over the rare longer hold.
+    if _joins_by_purchase(uow.members.get(user_id), paid_fen):
+        phone_bound = phones.has_phone(user_id)
     uow.run_once(scope="order-paid", key=order_no, request=f"{user_id}:{paid_fen}".encode(), execute=apply)
+
+
+def _joins_by_purchase(member: Member | None, paid_fen: int) -> bool:
+    """Whether counting `paid_fen` takes a non-member (`member` None: no row yet) to the spend that joins them by
+    purchase (AUTO_JOIN_SPEND_FEN), which it does when they have bound a phone."""
+    spend = member.total_spend_fen if member is not None else 0
+    return (member is None or not member.is_member) and spend + paid_fen >= AUTO_JOIN_SPEND_FEN
 
 
 def apply_order_refunded(uow: MemberUnitOfWork, *, order_no: str, refund_no: str, amount_fen: int,
@@ -1907,4 +1933,3 @@ def _return_spent_points(uow: MemberUnitOfWork, hold: PointsHold | None, now: da
     _credit_points(uow, hold.user_id, points, key=f"points-return:{hold.order_no}", kind="points_returned",
                    reference=hold.order_no, source=(PLATFORM, Account.POINTS_ISSUED), reason="points_returned", now=now)
     return points
-

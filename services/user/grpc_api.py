@@ -184,6 +184,11 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         require_service(*PAYEE_READERS)
         return user_pb2.PayeeName(real_name=service.payee_name(self.uow(), self.vault, user_id=request.user_id) or "")
 
+    def HasPhone(self, request: user_pb2.HasPhoneRequest,
+                 context: grpc.ServicerContext) -> user_pb2.HasPhoneResponse:
+        require_service(*PHONE_CHECKERS)
+        return user_pb2.HasPhoneResponse(has_phone=service.has_phone(self.uow(), user_id=request.user_id))
+
     def BindPhone(self, request: user_pb2.BindPhoneRequest, context: grpc.ServicerContext) -> user_pb2.Profile:
         return _profile(service.bind_phone(self.uow(), self.issuer, self.wechat, user_id=require_caller().user_id,
                                            phone=request.phone, code=request.code,
@@ -218,6 +223,9 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
 # job (a transfer WeChat Pay never received is sent again), which has no shopper or staff token to pass on; and only
 # as itself their real name, which a transfer of 2,000 yuan or more names its payee by.
 PAYEE_READERS = ("member",)
+# Who asks, as itself, whether a user has bound a phone: the member service, whose order-paid consumer makes a buyer
+# whose spend reaches the threshold a member only then (M1), with no shopper's token to ask with.
+PHONE_CHECKERS = ("member",)
 
 
 def _require_owner_or(user_id: int, code: str, message: str, *, roles: Iterable[str] = (),

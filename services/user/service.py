@@ -893,6 +893,14 @@ def get_verification(uow: UserUnitOfWork, vault: IdentityVault, *, user_id: int)
                             verified_at=found.verified_at)
 
 
+def has_phone(uow: UserUnitOfWork, *, user_id: int) -> bool:
+    """Whether the user has bound a phone number: False for a WeChat-only account, and for no such user."""
+    with uow:
+        user = uow.users.get(user_id)
+        uow.commit()
+    return user is not None and bool(user.phone)
+
+
 def payee_name(uow: UserUnitOfWork, vault: IdentityVault, *, user_id: int) -> str | None:
     """The user's verified real name in clear (a large WeChat Pay transfer names its payee); None if not verified."""
     found = _verification(uow, user_id)

@@ -760,8 +760,9 @@ CALLEES = {"gateway": set(SERVICES), "order": {"user", "product", "member"}, "pr
 HTTPS_OUT = {"user", "order", "member"}
 # The consumers whose handlers call services: product's order-paid handler asks the order service whether the units
 # it would release were sold (services/product/service.py _released_before_ledger_sold, services/common/orders.py).
-# Not member's: only its serve role's checkout-hold expiry asks the order service.
-CONSUMER_CALLEES = {"product": {"order"}}
+# Member's order-paid handler asks the user service (HasPhone, as the member service) whether a buyer an order would
+# join has bound a phone (services/member/phones.py); only its serve role's checkout-hold expiry asks the order service.
+CONSUMER_CALLEES = {"product": {"order"}, "member": {"user"}}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -874,7 +875,7 @@ def test_only_the_order_product_and_member_services_hold_a_service_token_each_it
                     holders[deployment["metadata"]["name"]] = (ref["name"], ref["key"], ref.get("optional", False))
 
     assert holders == {name: (f"minimall-service-token-{name.split('-')[0]}", "token", False)
-                       for name in ("order", "product", "product-consumer", "member")}
+                       for name in ("order", "product", "product-consumer", "member", "member-consumer")}
 
 
 def test_providers_are_called_by_the_services_that_get_https_out() -> None:

@@ -10,8 +10,16 @@ from typing import Any
 import pytest
 import requests
 
+from tests.e2e.test_cancel_refund import paid_order
 from tests.fixtures.platform import Platform
-from tests.fixtures.shop import bind_new_phone, sms_login, staff, wechat_login
+from tests.fixtures.shop import (
+    bind_new_phone,
+    product_on_shelf,
+    sms_login,
+    staff,
+    verified_wechat_shopper,
+    wechat_login,
+)
 from tools.simulator.client import SimulatorClient
 
 pytestmark = pytest.mark.e2e
@@ -67,6 +75,26 @@ def test_a_member_recharges_withdraws_once_per_key_and_finance_pays_it_out(platf
         ("recharge", "available", 10_000), ("withdrawal_paid", "pending", -6_000),
         ("withdrawal_requested", "available", -6_000), ("withdrawal_requested", "pending", 6_000)]
     assert audit["mismatches"] == []
+
+
+def test_a_wechat_only_buyer_joins_by_purchase_only_with_their_first_order_paid_after_binding_a_phone(
+        platform: Platform) -> None:
+    """M1 for the purchase channel: the member consumer asks the user service (HasPhone, as the member service)."""
+    api = platform.api
+    _, sku_id = product_on_shelf(platform, stock=5, price_fen=12_000)
+    openid = f"o-e2e-member-{uuid.uuid4().hex[:10]}"
+    shopper, address_id = verified_wechat_shopper(platform, openid=openid)
+
+    paid_order(platform, shopper, address_id, sku_id, 1, "wechat")  # 120 yuan: past the 100 that joins
+    platform.wait_until_consumed("order-paid", "member")
+    before = requests.get(f"{api}/member", headers=shopper, timeout=10)
+    bind_new_phone(platform, shopper, openid)
+    paid_order(platform, shopper, address_id, sku_id, 1, "wechat")
+    platform.wait_until_consumed("order-paid", "member")
+    after = requests.get(f"{api}/member", headers=shopper, timeout=10).json()
+
+    assert (before.status_code, before.json()["error"]["code"]) == (404, "MEMBER_NOT_FOUND")
+    assert (after["channel"], after["total_spend_fen"], after["points"]) == ("purchase", 24_000, 120)
 
 
 def withdrawal_once(platform: Platform, shopper: dict[str, str], withdrawal_id: int, status: str,

@@ -2,7 +2,7 @@
 that message's fields, who publishes it and who consumes it; and each payload's proto names its topic.
 
 The producers are the services whose code builds the payload message (services/<name>/, consumers excluded); the
-consumers are the services' HANDLERS (and the gateway's catalogue-cache listener of product-changed).
+consumers are the services' HANDLERS (handlers()) (and the gateway's catalogue-cache listener of product-changed).
 """
 
 from __future__ import annotations
@@ -18,15 +18,16 @@ from gateway.catalog_cache import ProductChangedListener
 from services.analytics.consumers import HANDLERS as ANALYTICS
 from services.common.config import SERVICES
 from services.common.events import EVENT_TYPES, TOPICS
-from services.member.consumers import HANDLERS as MEMBER
+from services.member.consumers import handlers as member_handlers
 from services.product.consumers import handlers as product_handlers
 from services.user.consumers import HANDLERS as USER
+from tests.fakes import FakePhones
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "events.md"
 PROTOS = ROOT / "protos" / "mall" / "events" / "v1"
 CONSUMERS: dict[str, dict[type[Message], object]] = {
-    "analytics": ANALYTICS, "member": MEMBER, "product": product_handlers(None), "user": USER}
+    "analytics": ANALYTICS, "member": member_handlers(FakePhones()), "product": product_handlers(None), "user": USER}
 
 
 def consumers_in_code() -> dict[str, set[str]]:

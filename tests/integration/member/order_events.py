@@ -12,13 +12,17 @@ from sqlalchemy import Engine
 
 from services.member import consumers
 from services.member.db import SqlMemberUnitOfWork
+from tests.fakes import FakePhones
 from tests.fixtures.postgres import wait_until_blocked
 
 OrderEvent = OrderPaid | OrderRefunded | OrderCancelled
+# The handlers as the consumer runs them; every buyer here has bound a phone (FakePhones), so order-paid joins a
+# buyer whose spend reaches the threshold, as before M1 reached purchases.
+HANDLERS = consumers.handlers(FakePhones())
 
 
 def apply(tx: SqlMemberUnitOfWork, event: OrderEvent, event_id: str) -> None:
-    consumers.HANDLERS[type(event)](tx, event, EventEnvelope(event_id=event_id))  # type: ignore[index]
+    HANDLERS[type(event)](tx, event, EventEnvelope(event_id=event_id))  # type: ignore[index]
 
 
 def deliver(uow: Callable[[], SqlMemberUnitOfWork], event: OrderEvent, event_id: str) -> None:

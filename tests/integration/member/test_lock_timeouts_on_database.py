@@ -125,7 +125,7 @@ def test_an_order_paid_waiting_on_a_member_another_transaction_holds_is_retried_
         impatient_uow: Callable[[], SqlMemberUnitOfWork], engine: Engine) -> None:
     first, second = order_paid("O-1", 1_000, 7), order_paid("O-2", 2_500, 8)
     scripted = ScriptedConsumer([batch(first), batch(second), batch(second), batch(second)])
-    consumer = EventConsumer("member", impatient_uow, KAFKA, consumers.HANDLERS,
+    consumer = EventConsumer("member", impatient_uow, KAFKA, consumers.handlers(FakePhones()),
                              consumer_factory=lambda *_: scripted)  # type: ignore[arg-type,return-value]
     assert consumer.poll_once() == 1  # ALICE's member row now exists
 

@@ -17,18 +17,21 @@ from services.common.outbox import outbox
 from services.member import consumers, service
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import Account, OrderLine
-from tests.fakes import FakeCategories
+from tests.fakes import FakeCategories, FakePhones
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 ALICE = 101
+# The handlers as the consumer runs them; every buyer here has bound a phone (FakePhones), so order-paid joins a
+# buyer whose spend reaches the threshold, as before M1 reached purchases.
+HANDLERS = consumers.handlers(FakePhones())
 
 
 def deliver(uow: Callable[[], SqlMemberUnitOfWork], event: object, event_id: str) -> None:
     """What the consumer does with one record: the handler inside a transaction of its own."""
     with uow() as tx:
-        consumers.HANDLERS[type(event)](tx, event, EventEnvelope(event_id=event_id))  # type: ignore[index]
+        HANDLERS[type(event)](tx, event, EventEnvelope(event_id=event_id))  # type: ignore[index]
         tx.commit()
 
 

@@ -35,7 +35,7 @@ from services.product import service as products
 from services.product.db import SqlProductUnitOfWork
 from services.product.db import start_mappers as start_product_mappers
 from services.product.domain import StockLine
-from tests.fakes import HOME, FakeMembers, FakeRefundPayments
+from tests.fakes import HOME, FakeMembers, FakePhones, FakeRefundPayments
 from tests.integration.order.conftest import OrderServer
 from tests.integration.order.test_order_grpc import ALICE, failure, submit
 from tests.integration.product.conftest import Shelf
@@ -287,7 +287,7 @@ def refunded_events(engine: Engine) -> list[OrderRefunded]:
 def deliver_to_members(uow: Callable[[], SqlMemberUnitOfWork], event: Message, event_id: str) -> None:
     """What the member consumer does with one record: its handler inside a transaction of its own."""
     with uow() as tx:
-        member_consumers.HANDLERS[type(event)](tx, event, EventEnvelope(event_id=event_id))  # type: ignore[index]
+        member_consumers.handlers(FakePhones())[type(event)](tx, event, EventEnvelope(event_id=event_id))  # type: ignore[index]
         tx.commit()
 
 

@@ -22,6 +22,7 @@ from services.common.discovery import Discovery
 from services.common.errors import DomainError
 from services.common.grpc_server import create_server, from_grpc, registration
 from services.member.neighbours import GrpcPayers
+from services.member.phones import GrpcBuyerPhones
 from services.order.neighbours import GrpcUsers
 from services.user.db import (
     SqlUserUnitOfWork,
@@ -356,6 +357,33 @@ def test_only_the_member_service_as_itself_reads_a_payees_real_name(
     with pytest.raises(DomainError) as refused:
         payers("product").payee_name(alice)
     assert refused.value.code == "FORBIDDEN"
+
+
+def test_only_the_member_service_as_itself_learns_whether_a_user_has_bound_a_phone(
+        stub, as_user, accounts: dict[str, User], user_target: str, jwt_keys: JwtKeys,
+        pg_uow: Callable[[], SqlUserUnitOfWork]) -> None:
+    """A purchase joins its buyer only with a phone bound (M1): the member service's order-paid consumer, which has no
+    caller, asks as itself (GrpcBuyerPhones, as its consume role wires it). No shopper's token (the owner's own) nor
+    another service's gets the answer; the answer is a yes or no, never the number."""
+    with pg_uow() as tx:
+        wechat_only = User(phone=None, created_at=datetime.now(UTC))
+        tx.users.add(wechat_only)
+        tx.commit()
+    alice = accounts["alice"].id or 0
+
+    def phones(service: str) -> GrpcBuyerPhones:
+        return GrpcBuyerPhones(ServiceClients(Discovery(None, Env({"USER_GRPC_TARGET": user_target})), 5,
+                                              service_token=service_token(jwt_keys, service)))
+
+    assert caller_var.get() is None  # as in the consumer: no caller
+    assert [phones("member").has_phone(user_id) for user_id in (alice, wechat_only.id or 0, 10**9)] == [
+        True, False, False]  # a phone; WeChat-only; no such user
+    assert [f.name for f in user_pb2.HasPhoneResponse.DESCRIPTOR.fields] == ["has_phone"]
+    request = user_pb2.HasPhoneRequest(user_id=alice)
+    assert [failure(lambda metadata=metadata: stub.HasPhone(request, metadata=metadata))
+            for metadata in (as_user("alice"), as_user("admin"), as_service(jwt_keys, "order"))] == [
+        (grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")] * 3
+    assert failure(lambda: stub.HasPhone(request)) == (grpc.StatusCode.UNAUTHENTICATED, "AUTH_REQUIRED")
 
 
 def test_a_nickname_search_for_the_default_nicknames_start_is_refused_not_answered(stub, as_user,

@@ -12,23 +12,27 @@ from mall.events.v1.envelope_pb2 import EventEnvelope
 from mall.events.v1.order_events_pb2 import OrderCancelled, OrderPaid, OrderRefunded
 from sqlalchemy import Engine, select
 
-from services.common.consumer import EventConsumer
+from services.common.consumer import EventConsumer, HandlerFailed
+from services.common.errors import DomainError
 from services.common.events import InvalidEvent, encode, new_envelope, timestamp
 from services.common.outbox import dead_letters
 from services.member import consumers, service
 from services.member.db import SqlMemberUnitOfWork, start_mappers
 from services.member.domain import Account, HoldStatus, OrderLine
-from tests.fakes import FakeCategories
+from tests.fakes import FakeCategories, FakePhones
 from tests.fixtures.kafka import OFFLINE_KAFKA, Delivered, ScriptedConsumer, batch
 from tests.unit.member.fakes import FakeMemberUnitOfWork
 
 NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 ALICE = 1
+# The handlers as the consumer runs them; every buyer here has bound a phone (FakePhones), so order-paid joins a
+# buyer whose spend reaches the threshold, as before M1 reached purchases.
+HANDLERS = consumers.handlers(FakePhones())
 
 
 def deliver(uow: FakeMemberUnitOfWork, event: object, event_id: str) -> None:
     with uow:
-        consumers.HANDLERS[type(event)](uow, event, EventEnvelope(event_id=event_id))  # type: ignore[index]
+        HANDLERS[type(event)](uow, event, EventEnvelope(event_id=event_id))  # type: ignore[index]
         uow.commit()
 
 
@@ -68,6 +72,101 @@ def test_cancelling_an_unpaid_order_gives_its_held_points_back() -> None:
     deliver(uow, OrderCancelled(order_no="O1", user_id=ALICE, was_paid=False, cancelled_at=timestamp(NOW)), "e-1")
 
     assert (uow.ledger.balance(ALICE, Account.POINTS), uow.ledger.balance(ALICE, Account.POINTS_LOCKED)) == (1_200, 0)
+
+
+# Joining by purchase (M1): only a buyer who has bound a phone, as the user service says (asked as the member service).
+
+def deliver_asking(uow: FakeMemberUnitOfWork, phones: FakePhones, event: OrderPaid, event_id: str) -> None:
+    """`deliver`, order-paid's handler asking `phones` whether the buyer has bound a phone."""
+    with uow:
+        consumers.handlers(phones)[OrderPaid](uow, event, EventEnvelope(event_id=event_id))
+        uow.commit()
+
+
+def joined_events(uow: FakeMemberUnitOfWork) -> list[tuple[int, str]]:
+    return [(e.payload.user_id, e.payload.channel) for e in uow.published if e.event_type == "member-joined"]
+
+
+def test_a_wechat_only_buyer_whose_spend_reaches_the_threshold_has_it_counted_but_does_not_join() -> None:
+    uow, phones = FakeMemberUnitOfWork(), FakePhones(wechat_only=[ALICE])
+
+    deliver_asking(uow, phones, paid("O1", 12_000), "e-1")
+
+    member = uow.members.get(ALICE)
+    assert member is not None
+    assert (member.is_member, member.total_spend_fen, uow.ledger.balance(ALICE, Account.POINTS), joined_events(uow),
+            phones.asked) == (False, 12_000, 0, [], [ALICE])
+
+
+def test_the_first_order_paid_after_a_wechat_only_buyer_binds_a_phone_joins_them_by_purchase() -> None:
+    uow, phones = FakeMemberUnitOfWork(), FakePhones(wechat_only=[ALICE])
+    deliver_asking(uow, phones, paid("O1", 12_000), "e-1")  # counted, not joined
+    phones.wechat_only = []  # she binds a phone
+
+    deliver_asking(uow, phones, paid("O2", 3_000), "e-2")
+
+    summary = service.get_member(uow, user_id=ALICE, now=NOW)
+    assert (summary.member.channel, summary.member.total_spend_fen, summary.points, joined_events(uow),
+            phones.asked) == ("purchase", 15_000, 30, [(ALICE, "purchase")], [ALICE, ALICE])
+
+
+def test_a_buyer_with_a_phone_joins_by_purchase_with_the_order_that_reaches_the_threshold_and_is_asked_once() -> None:
+    uow, phones = FakeMemberUnitOfWork(), FakePhones()
+
+    deliver_asking(uow, phones, paid("O1", 5_000), "e-1")  # below the threshold: not asked
+    deliver_asking(uow, phones, paid("O2", 5_000), "e-2")  # reaches it: asked, joins, earns
+    deliver_asking(uow, phones, paid("O3", 5_000), "e-3")  # a member: not asked
+
+    summary = service.get_member(uow, user_id=ALICE, now=NOW)
+    assert (summary.member.channel, summary.member.total_spend_fen, summary.points, joined_events(uow),
+            phones.asked) == ("purchase", 15_000, 50 + 50, [(ALICE, "purchase")], [ALICE])
+
+
+def test_order_paid_fails_and_writes_nothing_when_the_user_service_cannot_say_and_applies_once_when_retried() -> None:
+    uow, phones = FakeMemberUnitOfWork(), FakePhones(unavailable=True)
+
+    with pytest.raises(DomainError) as raised:
+        deliver_asking(uow, phones, paid("O1", 12_000), "e-1")
+    assert (raised.value.code, uow.members.get(ALICE), uow.published) == ("USER_UNAVAILABLE", None, [])
+
+    phones.unavailable = False
+    deliver_asking(uow, phones, paid("O1", 12_000), "e-1")  # the consumer delivers it again
+
+    summary = service.get_member(uow, user_id=ALICE, now=NOW)
+    assert (summary.member.channel, summary.member.total_spend_fen, summary.points, joined_events(uow)) == (
+        "purchase", 12_000, 120, [(ALICE, "purchase")])
+
+
+def test_a_buyer_another_order_took_near_the_threshold_after_the_unlocked_read_is_asked_under_the_lock(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    uow, phones = FakeMemberUnitOfWork(), FakePhones(wechat_only=[ALICE])
+    deliver_asking(uow, phones, paid("O1", 9_000), "e-1")
+    monkeypatch.setattr(uow.members, "get", lambda user_id: None)  # the read before the lock saw no row yet
+
+    deliver_asking(uow, phones, paid("O2", 1_000), "e-2")
+
+    member = uow.members.get_or_add_locked(ALICE)
+    assert (member.is_member, member.total_spend_fen, joined_events(uow), phones.asked) == (
+        False, 10_000, [], [ALICE])
+
+
+def test_an_order_paid_the_user_service_cannot_answer_for_is_retried_from_its_offset_and_counted_once(
+        member_db: Engine) -> None:
+    envelope = new_envelope(paid("O1", 12_000), producer="order", aggregate_id="O1")
+    record = Delivered(OFFLINE_KAFKA.topic("order-paid"), 0, 7, encode(envelope))
+    scripted = ScriptedConsumer([batch(record), batch(record)])
+    phones = FakePhones(unavailable=True)
+    consumer = EventConsumer("member", functools.partial(SqlMemberUnitOfWork, member_db, "member"), OFFLINE_KAFKA,
+                             consumers.handlers(phones), consumer_factory=lambda *_: scripted)  # type: ignore[arg-type,return-value]
+
+    with pytest.raises(HandlerFailed):
+        consumer.poll_once()
+    phones.unavailable = False
+    assert consumer.poll_once() == 1
+
+    assert (scripted.seeks, scripted.commits) == ([(0, 7)], [(0, 8)])
+    summary = service.get_member(SqlMemberUnitOfWork(member_db, "member"), user_id=ALICE, now=NOW)
+    assert (summary.member.channel, summary.member.total_spend_fen, summary.points) == ("purchase", 12_000, 120)
 
 
 # A paid order cancelled after review (before shipping): the coupon and the points it used go back.
@@ -516,7 +615,7 @@ def test_an_order_paid_dated_beyond_year_9999_is_dead_lettered_once_and_the_part
     (bad, bad_event_id), (good, _) = order_paid_record(10, "O1", BEYOND_9999), order_paid_record(11, "O2", timestamp(NOW))
     scripted = ScriptedConsumer([batch(bad, good), batch(bad, good)])  # delivered again: the offset commit was lost
     consumer = EventConsumer("member", functools.partial(SqlMemberUnitOfWork, member_db, "member"), OFFLINE_KAFKA,
-                             consumers.HANDLERS, consumer_factory=lambda *_: scripted)  # type: ignore[arg-type,return-value]
+                             HANDLERS, consumer_factory=lambda *_: scripted)  # type: ignore[arg-type,return-value]
 
     assert consumer.poll_once() == 2
     assert consumer.poll_once() == 2

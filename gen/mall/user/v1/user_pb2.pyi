@@ -375,6 +375,18 @@ class WechatPayer(_message.Message):
     openid: str
     def __init__(self, appid: _Optional[str] = ..., openid: _Optional[str] = ...) -> None: ...
 
+class HasPhoneRequest(_message.Message):
+    __slots__ = ("user_id",)
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    def __init__(self, user_id: _Optional[int] = ...) -> None: ...
+
+class HasPhoneResponse(_message.Message):
+    __slots__ = ("has_phone",)
+    HAS_PHONE_FIELD_NUMBER: _ClassVar[int]
+    has_phone: bool
+    def __init__(self, has_phone: _Optional[bool] = ...) -> None: ...
+
 class GetPayeeNameRequest(_message.Message):
     __slots__ = ("user_id",)
     USER_ID_FIELD_NUMBER: _ClassVar[int]

@@ -150,6 +150,11 @@ class UserServiceStub:
                 request_serializer=mall_dot_user_dot_v1_dot_user__pb2.GetPayeeNameRequest.SerializeToString,
                 response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.PayeeName.FromString,
                 _registered_method=True)
+        self.HasPhone = channel.unary_unary(
+                '/mall.user.v1.UserService/HasPhone',
+                request_serializer=mall_dot_user_dot_v1_dot_user__pb2.HasPhoneRequest.SerializeToString,
+                response_deserializer=mall_dot_user_dot_v1_dot_user__pb2.HasPhoneResponse.FromString,
+                _registered_method=True)
         self.ListHistory = channel.unary_unary(
                 '/mall.user.v1.UserService/ListHistory',
                 request_serializer=mall_dot_user_dot_v1_dot_user__pb2.ListHistoryRequest.SerializeToString,
@@ -340,6 +345,15 @@ class UserServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def HasPhone(self, request, context):
+        """Whether a user has bound a phone number (never the number): a purchase makes its buyer a member only then (M1).
+        Only the member service calling as itself may ask (its order-paid consumer has no caller); an unknown user has
+        none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListHistory(self, request, context):
         """The caller's browsing history (U8), kept from product-viewed events.
         """
@@ -492,6 +506,11 @@ def add_UserServiceServicer_to_server(servicer, server):
                     servicer.GetPayeeName,
                     request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.GetPayeeNameRequest.FromString,
                     response_serializer=mall_dot_user_dot_v1_dot_user__pb2.PayeeName.SerializeToString,
+            ),
+            'HasPhone': grpc.unary_unary_rpc_method_handler(
+                    servicer.HasPhone,
+                    request_deserializer=mall_dot_user_dot_v1_dot_user__pb2.HasPhoneRequest.FromString,
+                    response_serializer=mall_dot_user_dot_v1_dot_user__pb2.HasPhoneResponse.SerializeToString,
             ),
             'ListHistory': grpc.unary_unary_rpc_method_handler(
                     servicer.ListHistory,
@@ -1141,6 +1160,33 @@ class UserService:
             '/mall.user.v1.UserService/GetPayeeName',
             mall_dot_user_dot_v1_dot_user__pb2.GetPayeeNameRequest.SerializeToString,
             mall_dot_user_dot_v1_dot_user__pb2.PayeeName.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HasPhone(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.user.v1.UserService/HasPhone',
+            mall_dot_user_dot_v1_dot_user__pb2.HasPhoneRequest.SerializeToString,
+            mall_dot_user_dot_v1_dot_user__pb2.HasPhoneResponse.FromString,
             options,
             channel_credentials,
             insecure,
