@@ -38,7 +38,8 @@ from services.member.config import NOTIFY_PATHS, MemberServiceSettings, grpc_tim
 from services.member.consumers import consume_role_handlers
 from services.member.db import OWN_ROWS, SqlMemberUnitOfWork, start_mappers
 from services.member.grpc_api import MemberServicer
-from services.member.neighbours import GrpcCategories, GrpcPayers, GrpcPhones
+from services.member.neighbours import GrpcCategories, GrpcPayers
+from services.member.phones import GrpcBuyerPhones
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -80,14 +81,14 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     # The payees of withdrawals are read as the member service itself (GrpcPayers), also by the payout job, and so
     # are the states of the orders whose checkout holds the hold expiry would release (GrpcOrders); a coupon
     # template's categories are checked against the product service's (GrpcCategories); a shopper joining must have
-    # bound a phone, as their own profile at the user service says (GrpcPhones, with their token).
+    # bound a phone, as the user service says to the member service itself (GrpcBuyerPhones: user.HasPhone).
     clients = ServiceClients(Discovery(base.consul_http_addr, Env()), settings.grpc_timeout_seconds,
                              service_token=service_identity(base))
     channels = recharge_channels(settings, clients)
     orders = GrpcOrders(clients)
     payout: PayoutChannel = (WechatTransferPayout(WechatPay(settings.wechatpay), GrpcPayers(clients))
                              if settings.wechatpay is not None else UnconfiguredPayout())
-    servicer = MemberServicer(uow, payout, channels, categories=GrpcCategories(clients), phones=GrpcPhones(clients),
+    servicer = MemberServicer(uow, payout, channels, categories=GrpcCategories(clients), phones=GrpcBuyerPhones(clients),
                               coupon_max_face_fen=settings.coupon_max_face_fen)
     # Each round of a sweep goes on for JOB_ROUND_BUDGET_SECONDS, a row's calls on top: a recharge's or payout's
     # channel query (and a payee read for a transfer); each page of the checkout-hold expiry's two sweeps asks the

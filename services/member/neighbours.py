@@ -33,19 +33,6 @@ class GrpcPayers:
                 user_pb2.GetPayeeNameRequest(user_id=user_id)).real_name
 
 
-class GrpcPhones:
-    """Whether the caller has bound a phone: their own profile (GetProfile, with their token) shows it masked, or
-    "" for a WeChat-only account; a user service that does not answer is 503 USER_UNAVAILABLE."""
-
-    def __init__(self, clients: ServiceClients) -> None:
-        self.clients = clients
-
-    def has_phone(self, user_id: int) -> bool:
-        with passed_on("user"):
-            profile = self.clients.get(UserServiceStub).GetProfile(user_pb2.GetProfileRequest())
-        return profile.id == user_id and bool(profile.phone_masked)
-
-
 class GrpcCategories:
     """The catalogue's categories, read from the product service's category tree (ListCategories, a read: retried
     on UNAVAILABLE) with the caller's token; a product service that does not answer is 503 PRODUCT_UNAVAILABLE."""

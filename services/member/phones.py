@@ -1,4 +1,5 @@
-"""Whether a buyer has bound a phone, asked of the user service as the member service itself (order-paid's joins).
+"""Whether a shopper has bound a phone, asked of the user service as the member service itself: before a signup and
+before order-paid joins its buyer by purchase (M1), the one way the member service asks.
 
 Apart from neighbours.py: the consume role imports this module, and deploy/k8s/generate.py opens a role's egress to
 the services its modules import the stubs of; this one reaches the user service alone.
@@ -15,7 +16,7 @@ from services.common.clients import ServiceClients, passed_on
 class GrpcBuyerPhones:
     """`user.HasPhone`, asked as the member service whoever the caller (an event has none): True when the user has
     bound a phone. A user service that does not answer (or an old one, without the RPC) is a DomainError
-    USER_UNAVAILABLE, which the consumer retries."""
+    USER_UNAVAILABLE: 503 to a signup, a retry of the event to the consumer."""
 
     def __init__(self, clients: ServiceClients) -> None:
         self.clients = clients

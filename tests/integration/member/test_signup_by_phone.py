@@ -1,5 +1,5 @@
 """Membership is by phone number (M1), through the whole stack: the gateway, a real member gRPC server on PostgreSQL
-asking a user gRPC server for the caller's own profile with the caller's token. A WeChat-only account is refused
+asking a user gRPC server, as the member service itself (user.HasPhone), whether the caller bound a phone. A WeChat-only account is refused
 422 PHONE_REQUIRED and joins nothing; a user service that does not answer is 503 USER_UNAVAILABLE."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from mall.user.v1 import user_pb2, user_pb2_grpc
 
 from gateway.app import create_app
 from gateway.config import GatewaySettings
-from services.common.auth import require_caller
+from services.common.auth import require_service
 from services.common.clients import ServiceClients
 from services.common.config import Env, ServiceSettings
 from services.common.discovery import Discovery
@@ -23,11 +23,11 @@ from services.common.grpc_server import create_server, registration
 from services.member.channels import RechargeChannels
 from services.member.db import SqlMemberUnitOfWork
 from services.member.grpc_api import MemberServicer
-from services.member.neighbours import GrpcPhones
+from services.member.phones import GrpcBuyerPhones
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
 from tests.fakes import FakeCategories, SimulatedPayout
-from tests.fixtures.keys import JwtKeys
+from tests.fixtures.keys import JwtKeys, service_token
 
 pytestmark = pytest.mark.integration
 
@@ -35,15 +35,16 @@ WITH_PHONE, WECHAT_ONLY = 911, 912
 
 
 class Profiles(user_pb2_grpc.UserServiceServicer):
-    """The user service as far as GetProfile: the verified caller's own profile, a phone bound but for WECHAT_ONLY."""
+    """The user service as far as HasPhone, which answers the member service alone: a phone bound but for
+    WECHAT_ONLY."""
 
     def __init__(self) -> None:
         self.asked: list[int] = []
 
-    def GetProfile(self, request: user_pb2.GetProfileRequest, context: grpc.ServicerContext) -> user_pb2.Profile:
-        caller = require_caller()
-        self.asked.append(caller.user_id)
-        return user_pb2.Profile(id=caller.user_id, phone_masked="" if caller.user_id == WECHAT_ONLY else "138****0000")
+    def HasPhone(self, request: user_pb2.HasPhoneRequest, context: grpc.ServicerContext) -> user_pb2.HasPhoneResponse:
+        require_service("member")
+        self.asked.append(request.user_id)
+        return user_pb2.HasPhoneResponse(has_phone=request.user_id != WECHAT_ONLY)
 
 
 @pytest.fixture
@@ -65,11 +66,12 @@ def user_server(jwt_keys: JwtKeys, profiles: Profiles) -> Iterator[tuple[grpc.Se
 def gateway(uow: Callable[[], SqlMemberUnitOfWork], jwt_keys: JwtKeys,
             user_server: tuple[grpc.Server, int]) -> Iterator[FlaskClient]:
     """The gateway app, its member service a real gRPC server on PostgreSQL asking the user server above."""
-    clients = ServiceClients(Discovery(None, Env({"USER_GRPC_TARGET": f"127.0.0.1:{user_server[1]}"})), 2)
+    clients = ServiceClients(Discovery(None, Env({"USER_GRPC_TARGET": f"127.0.0.1:{user_server[1]}"})), 2,
+                             service_token=service_token(jwt_keys, "member"))
     settings = ServiceSettings.from_env("member", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
                                                    "MEMBER_GRPC_LISTEN": "127.0.0.1:0"})
     servicer = MemberServicer(uow, SimulatedPayout(), RechargeChannels({}), categories=FakeCategories(),
-                              phones=GrpcPhones(clients))
+                              phones=GrpcBuyerPhones(clients))
     server, port = create_server(settings, [registration(member_pb2, member_pb2_grpc, "MemberService", servicer)])
     server.start()
     app = create_app(GatewaySettings(jwt_public_key_pem=jwt_keys.public_pem, consul_http_addr=None,
