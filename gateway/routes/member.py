@@ -480,11 +480,12 @@ def get_recharge(recharge_no: str) -> RechargeView:
            responses={200: RechargeView}, limits=WALLET_REQUEST_LIMITS,
            description="The channel closes the payment first, then the recharge is CLOSED and no longer counts "
                        f"against the {formats.MAX_PENDING_RECHARGES} awaiting payment. One the channel reports paid "
-                       "(the payer beat the close) is credited and answered PAID, a 200 too. Closing a CLOSED one "
-                       "again answers it as it is. 404 RECHARGE_NOT_FOUND for another shopper's; 409 "
-                       "RECHARGE_STATE_CONFLICT (details.status) for a PAID or EXPIRED one, or one being paid "
-                       "right now; 422 RECHARGE_NOT_CLOSABLE for a bank-card recharge (the channel has no close) "
-                       "or an Alipay one never opened in Alipay (it stays payable until pay_deadline); 503 "
+                       "(the payer beat the close) is credited and answered PAID, a 200 too; so is a CLOSED or "
+                       "PAID one, as it is. 404 RECHARGE_NOT_FOUND for another shopper's; 409 "
+                       "RECHARGE_STATE_CONFLICT (details.status) for an EXPIRED one, or one being paid right now; "
+                       "422 RECHARGE_NOT_CLOSABLE for a bank-card recharge (the channel has no close), an Alipay "
+                       "one never opened in Alipay (it stays payable until pay_deadline), or a WeChat Pay one "
+                       "WeChat Pay has not registered yet (minutes after it started: try again); 503 "
                        "WECHATPAY_UNAVAILABLE or ALIPAY_UNAVAILABLE when the channel gives no trustworthy answer: "
                        "the recharge stays PENDING, try again.")
 def close_recharge(recharge_no: str) -> RechargeView:

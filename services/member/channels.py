@@ -199,21 +199,27 @@ class WechatRecharge:
 
     def close(self, out_trade_no: str) -> PaidNotice:
         """Close the order, then query it: once closed WeChat Pay takes no payment, so the query's answer is final
-        (SUCCESS when the payer was faster: the close answered ORDERPAID). An order WeChat Pay never saw (no prepay
-        reached it) cannot be paid: `never_paid`."""
+        (SUCCESS when the payer was faster: the close answered ORDERPAID; CLOSED when an earlier close got through,
+        ORDER_CLOSED). Every stored recharge's prepay was accepted (create_recharge keeps none whose prepay failed),
+        so ORDER_NOT_EXIST from the close or its query means WeChat Pay has not caught up with an order it took
+        moments ago (its docs ask for about 5 minutes before closing one): not closable yet, never taken for closed,
+        which would leave a payment of it to a notify alone."""
         try:
-            self.wechat.close(out_trade_no)
+            try:
+                self.wechat.close(out_trade_no)
+            except wechatpay.WechatPayApiError as exc:
+                if not (exc.means("ORDERPAID") or exc.means("ORDER_CLOSED")):  # paid, or closed already: query
+                    raise
+            notice = self.wechat.query_by_out_trade_no(out_trade_no)
         except wechatpay.WechatPayApiError as exc:
             if exc.means("ORDER_NOT_EXIST"):
-                return never_paid(out_trade_no)
-            if not exc.means("ORDERPAID"):  # paid first: the query says so
-                raise _unavailable("WECHATPAY", exc.reason) from None
+                raise DomainError("RECHARGE_NOT_CLOSABLE", "WeChat Pay has not registered this payment yet, so it "
+                                  "cannot be closed now: try again in a few minutes",
+                                  details={"channel": "wechat"}) from None
+            raise _unavailable("WECHATPAY", exc.reason) from None
         except wechatpay.WechatPayError as exc:
             raise _unavailable("WECHATPAY", exc.reason) from None
-        notice = self.query(out_trade_no)
-        if notice is None or notice.out_trade_no != out_trade_no:
-            raise _unavailable("WECHATPAY", "the order query after the close gave no usable answer")
-        return notice
+        return _wechat_notice(notice)
 
 
 # WeChat Pay's trade states that are over without a payment; any other but SUCCESS may still be paid

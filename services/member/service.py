@@ -1524,23 +1524,28 @@ def my_recharges(uow: MemberUnitOfWork, *, user_id: int, status: str, offset: in
 
 def close_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, *, user_id: int, recharge_no: str,
                    now: datetime | None = None) -> Recharge:
-    """Close one of the user's recharges awaiting payment (another user's is not found), so a new one can start:
-    its row locked FOR UPDATE, its channel closes the payment and says how it ended (`PaymentChannel.close`). One
-    the channel reports paid (the payer beat the close) is credited, through the notify's code path, and answered
-    PAID; otherwise it is CLOSED, no longer counted against MAX_PENDING_RECHARGES. A CLOSED one again is answered as
-    it is; a PAID or EXPIRED one is RECHARGE_STATE_CONFLICT. A channel that gives no trustworthy answer (503) or
-    cannot close (RECHARGE_NOT_CLOSABLE), or a payer paying right now, leaves it PENDING. A payment a channel reports
-    later for a CLOSED recharge (its notify) is still credited, as for an EXPIRED one."""
+    """Close one of the user's recharges awaiting payment (another user's is not found), so a new one can start: its
+    channel closes the payment and says how it ended (`PaymentChannel.close`); one the channel reports paid (the payer
+    beat the close) is credited, through the notify's code path; otherwise it is CLOSED, no longer counted against
+    MAX_PENDING_RECHARGES. A CLOSED or PAID one is answered as it is (a shopper closing a recharge a notify credited
+    a moment before sees it PAID, as when the close finds it paid); an EXPIRED one is RECHARGE_STATE_CONFLICT. A
+    channel that gives no trustworthy answer (503) or cannot close (RECHARGE_NOT_CLOSABLE), or a payer paying right
+    now, leaves it PENDING. A payment a channel reports later for a CLOSED recharge (its notify) is still credited.
+
+    The channel is asked with no row locked (a close and its query may take seconds, longer than a notify of the
+    same recharge may wait for the lock; closing twice is harmless at every channel); the outcome is applied under
+    the row's lock to the recharge as it then stands."""
     now = now or utcnow()
+    recharge = get_recharge(uow, user_id=user_id, recharge_no=recharge_no)
+    if recharge.status != RechargeStatus.PENDING:
+        return _closed_as_it_stands(recharge)
+    notice = payment.close(channel=recharge.channel, out_trade_no=recharge_no)
     with uow:
         recharge = uow.recharges.by_no(recharge_no, lock=True)
-        if recharge is None or recharge.user_id != user_id:
-            raise recharge_not_found()
-        if recharge.status != RechargeStatus.PENDING:
-            recharge.close()  # CLOSED already: nothing changes; PAID or EXPIRED: the conflict
+        assert recharge is not None
+        if recharge.status != RechargeStatus.PENDING:  # a notify or the expiry came first
             uow.commit()
-            return recharge
-        notice = payment.close(channel=recharge.channel, out_trade_no=recharge_no)
+            return _closed_as_it_stands(recharge)
         if notice.paid:
             if not _credit_reported_paid(uow, recharge, notice, now):
                 raise Conflict("RECHARGE_STATE_CONFLICT", "the channel reports this recharge paid but it cannot be "
@@ -1553,6 +1558,13 @@ def close_recharge(uow: MemberUnitOfWork, payment: PaymentChannel, *, user_id: i
         recharge.close()
         uow.commit()
     log.info("recharge %s closed by its shopper (%s)", recharge_no, recharge.channel)
+    return recharge
+
+
+def _closed_as_it_stands(recharge: Recharge) -> Recharge:
+    """A close of a recharge no longer awaiting payment: CLOSED or PAID answered as it is, EXPIRED the conflict."""
+    if recharge.status != RechargeStatus.PAID:
+        recharge.close()  # CLOSED: nothing changes (the object is not written); EXPIRED: RECHARGE_STATE_CONFLICT
     return recharge
 
 

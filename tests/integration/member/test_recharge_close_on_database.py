@@ -162,12 +162,12 @@ def test_closing_a_recharge_the_payer_paid_first_credits_it_once_and_answers_pai
     after_close = shop.wallet()
     late = shop.stub.HandleRechargeNotify(pb.RechargeNotifyRequest(
         channel="wechat", body=paid["notify"]["body"].encode(), headers=paid["notify"]["headers"]))
-    again = shop.refused(lambda: shop.close(recharge_no))
+    again = shop.close(recharge_no)
 
     assert (closed.status, closed.bonus_fen, shop.wechat_state(recharge_no)) == ("PAID", 5_000, "SUCCESS")
     assert after_close == (50_005, 5_000, 1)  # the amount, the 500-get-50 bonus, one member-recharged
     assert (late.recharge_no, shop.wallet()) == (recharge_no, (50_005, 5_000, 1))
-    assert again == (grpc.StatusCode.ABORTED, "RECHARGE_STATE_CONFLICT", {"status": "PAID"})
+    assert (again.status, shop.wallet()) == ("PAID", (50_005, 5_000, 1))  # answered as it is, nothing moved
 
 
 def test_another_shoppers_recharge_is_not_found_and_stays_open(shop: Shop) -> None:

@@ -696,8 +696,8 @@ def test_a_shopper_filters_their_closed_recharges(client: FlaskClient, clients, 
 
 @pytest.mark.parametrize(("error", "expected"), [
     (recharge_not_found(), (404, "RECHARGE_NOT_FOUND", None)),
-    (Conflict("RECHARGE_STATE_CONFLICT", "a PAID recharge cannot be closed", details={"status": "PAID"}),
-     (409, "RECHARGE_STATE_CONFLICT", {"status": "PAID"})),
+    (Conflict("RECHARGE_STATE_CONFLICT", "the payer is paying this recharge right now", details={"status": "PENDING"}),
+     (409, "RECHARGE_STATE_CONFLICT", {"status": "PENDING"})),
     (Conflict("RECHARGE_STATE_CONFLICT", "an EXPIRED recharge cannot be closed", details={"status": "EXPIRED"}),
      (409, "RECHARGE_STATE_CONFLICT", {"status": "EXPIRED"})),
     (DomainError("RECHARGE_NOT_CLOSABLE", "no close at the channel", details={"channel": "bank_card"}),

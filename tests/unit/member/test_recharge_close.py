@@ -5,7 +5,7 @@ channel adapters answer when asked to close."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -28,6 +28,7 @@ class ClosingChannel:
     def __init__(self) -> None:
         self.answers: dict[str, PaidNotice | DomainError] = {}
         self.closed: list[str] = []
+        self.during_close: Callable[[], object] | None = None  # what happens elsewhere while the channel answers
 
     def prepare(self, *, out_trade_no: str, amount_fen: int, user_id: int, now: datetime,
                 expires_at: datetime) -> dict[str, str]:
@@ -41,6 +42,8 @@ class ClosingChannel:
 
     def close(self, out_trade_no: str) -> PaidNotice:
         self.closed.append(out_trade_no)
+        if self.during_close is not None:
+            self.during_close()
         answer = self.answers.get(out_trade_no, never_paid(out_trade_no))
         if isinstance(answer, DomainError):
             raise answer
@@ -167,16 +170,42 @@ def test_the_second_close_answers_the_closed_recharge_without_asking_the_channel
     assert (answers, channel.closed) == (["CLOSED", "CLOSED"], [started])
 
 
-def test_closing_a_paid_recharge_again_is_a_conflict_naming_its_status(
+def test_closing_a_recharge_a_notify_credited_first_answers_it_paid_without_asking_the_channel(
         uow: FakeMemberUnitOfWork, channels: RechargeChannels, channel: ClosingChannel) -> None:
     paid = recharge(uow, channels, 5_000)
     service.credit_recharge(uow, recharge_no=paid, paid_fen=5_000, channel_txn_id="W1", channel="wechat", now=NOW)
 
+    answered = close(uow, channels, paid)
+
+    assert (answered.status, answered.channel_txn_id, channel.closed) == ("PAID", "W1", [])
+
+
+def test_an_expired_recharge_cannot_be_closed_and_the_channel_is_not_asked(
+        uow: FakeMemberUnitOfWork, channels: RechargeChannels, channel: ClosingChannel) -> None:
+    expired = recharge(uow, channels, 5_000)
+    with uow:
+        found = uow.recharges.by_no(expired)
+        assert found is not None
+        found.expire()
+        uow.commit()
+
     with pytest.raises(Conflict) as conflict:
-        close(uow, channels, paid)
+        close(uow, channels, expired)
 
     assert (conflict.value.code, conflict.value.details, channel.closed) == (
-        "RECHARGE_STATE_CONFLICT", {"status": "PAID"}, [])
+        "RECHARGE_STATE_CONFLICT", {"status": "EXPIRED"}, [])
+
+
+def test_a_notify_that_credits_the_recharge_while_its_channel_closes_it_wins_and_is_answered(
+        uow: FakeMemberUnitOfWork, channels: RechargeChannels, channel: ClosingChannel) -> None:
+    """The channel is asked with no row locked: a notify applied meanwhile is what the close then finds."""
+    racing = recharge(uow, channels, 5_000)
+    channel.during_close = lambda: service.credit_recharge(uow, recharge_no=racing, paid_fen=5_000,
+                                                           channel_txn_id="W9", channel="wechat", now=NOW)
+
+    answered = close(uow, channels, racing)
+
+    assert (answered.status, answered.channel_txn_id, channel.closed) == ("PAID", "W9", [racing])
 
 
 def test_another_shoppers_recharge_is_not_found_and_stays_pending(
@@ -286,10 +315,25 @@ def test_wechat_answers_paid_when_the_payer_beat_the_close() -> None:
     assert (notice.paid, notice.txn_id, notice.paid_fen) == (True, "W1", 5_000)
 
 
-def test_wechat_never_saw_the_order_so_nothing_can_pay_it() -> None:
-    wechat = Wechat(WechatPayUnavailable("not asked"), WechatPayApiError(404, "ORDER_NOT_EXIST", "订单不存在"))
+@pytest.mark.parametrize("wechat", [
+    Wechat(WechatPayUnavailable("not asked"), WechatPayApiError(404, "ORDER_NOT_EXIST", "订单不存在")),
+    Wechat(WechatPayApiError(404, "ORDER_NOT_EXIST", "订单不存在")),
+], ids=["close", "query"])
+def test_an_order_wechat_pay_has_not_caught_up_with_is_not_closable_yet_never_closed(wechat: Wechat) -> None:
+    """Its prepay was accepted: WeChat Pay may still take a payment of it, which a CLOSED recharge would leave to
+    its notify alone (reconciliation and expiry ask about PENDING ones only)."""
+    with pytest.raises(DomainError) as refused:
+        wechat_close(wechat)
 
-    assert (wechat_close(wechat), wechat.calls) == (never_paid("R1"), ["close"])
+    assert (refused.value.code, refused.value.details) == ("RECHARGE_NOT_CLOSABLE", {"channel": "wechat"})
+
+
+def test_an_order_an_earlier_close_already_closed_is_answered_by_the_query() -> None:
+    wechat = Wechat(transaction("CLOSED"), WechatPayApiError(400, "ORDER_CLOSED", "订单已关闭"))
+
+    notice = wechat_close(wechat)
+
+    assert ((notice.paid, notice.paying), wechat.calls) == ((False, False), ["close", "query"])
 
 
 @pytest.mark.parametrize("wechat", [
