@@ -1756,7 +1756,8 @@ def apply_order_paid(uow: MemberUnitOfWork, phones: Phones, *, order_no: str, us
         member = uow.members.get_or_add_locked(user_id)
         joins = _joins_by_purchase(member, paid_fen)
         if joins and phone_bound is None:
-            phone_bound = phones.has_phone(user_id)
+            raise JoinDecidedUnderLock(f"order-paid {order_no}: another order of user {user_id} counted since the "
+                                       "read before the lock; delivered again, it asks whether they bound a phone")
         # Earned at the level the order was paid at: the spend it adds may lift the member a level, which counts
         # from their next order on (as the discount does), not for this one.
         level = member.level
@@ -1790,11 +1791,16 @@ def apply_order_paid(uow: MemberUnitOfWork, phones: Phones, *, order_no: str, us
         raise InvalidInput("AMOUNT_INVALID", "paid_fen must not be negative", details={"paid_fen": "invalid"})
     # Asked before the order's and the member's rows are locked, from an unlocked read: a call to another service
     # (up to its deadline) holding them would stall the checkouts, refunds and signups of the shopper that wait on
-    # them. Under the lock the condition is decided again; when it holds only now (another order of theirs counted in
-    # between), the user service is asked there, before anything is changed: correctness over the rare longer hold.
+    # them. Under the lock the condition is decided again; when it holds only now (another order of theirs, on
+    # another partition, counted in between), the event fails before anything is changed (JoinDecidedUnderLock) and
+    # the consumer delivers it again: its read before the lock then sees that order, and asks.
     if _joins_by_purchase(uow.members.get(user_id), paid_fen):
         phone_bound = phones.has_phone(user_id)
     uow.run_once(scope="order-paid", key=order_no, request=f"{user_id}:{paid_fen}".encode(), execute=apply)
+
+
+class JoinDecidedUnderLock(RuntimeError):
+    """apply_order_paid found under the lock a join its read before the lock did not foresee: retried, not applied."""
 
 
 def _joins_by_purchase(member: Member | None, paid_fen: int) -> bool:

@@ -137,17 +137,25 @@ def test_order_paid_fails_and_writes_nothing_when_the_user_service_cannot_say_an
         "purchase", 12_000, 120, [(ALICE, "purchase")])
 
 
-def test_a_buyer_another_order_took_near_the_threshold_after_the_unlocked_read_is_asked_under_the_lock(
+def test_a_join_the_read_before_the_lock_did_not_foresee_fails_the_event_and_its_redelivery_asks_before_locking(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    uow, phones = FakeMemberUnitOfWork(), FakePhones(wechat_only=[ALICE])
-    deliver_asking(uow, phones, paid("O1", 9_000), "e-1")
+    """Another order of the buyer's counted between the unlocked read and the lock: the user service is never asked
+    with the rows held; the event fails, writing nothing, and is applied when delivered again."""
+    uow, phones = FakeMemberUnitOfWork(), FakePhones()
+    deliver_asking(uow, phones, paid("O1", 9_000), "e-1")  # 90 yuan: not asked, not joined
+    unlocked_read = uow.members.get
     monkeypatch.setattr(uow.members, "get", lambda user_id: None)  # the read before the lock saw no row yet
 
-    deliver_asking(uow, phones, paid("O2", 1_000), "e-2")
+    with pytest.raises(service.JoinDecidedUnderLock):
+        deliver_asking(uow, phones, paid("O2", 1_000), "e-2")
+    asked_then, spend_then = list(phones.asked), uow.members.get_or_add_locked(ALICE).total_spend_fen
+    monkeypatch.setattr(uow.members, "get", unlocked_read)
+    deliver_asking(uow, phones, paid("O2", 1_000), "e-2")  # the consumer delivers it again
 
-    member = uow.members.get_or_add_locked(ALICE)
-    assert (member.is_member, member.total_spend_fen, joined_events(uow), phones.asked) == (
-        False, 10_000, [], [ALICE])
+    summary = service.get_member(uow, user_id=ALICE, now=NOW)
+    assert (asked_then, spend_then) == ([], 9_000)
+    assert (summary.member.channel, summary.member.total_spend_fen, joined_events(uow), phones.asked) == (
+        "purchase", 10_000, [(ALICE, "purchase")], [ALICE])
 
 
 def test_an_order_paid_the_user_service_cannot_answer_for_is_retried_from_its_offset_and_counted_once(
