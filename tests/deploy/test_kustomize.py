@@ -683,6 +683,23 @@ def test_every_empty_dir_is_bounded(rendered: dict[str, Objects], overlay: str) 
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_brokers_may_reach_each_other_on_the_inter_broker_and_controller_listeners(
+        rendered: dict[str, Objects], overlay: str) -> None:
+    """Replication runs on KAFKA_INTER_BROKER_LISTENER_NAME's port: a policy letting brokers meet only on the
+    controller's would stop every follower fetching (prod: 3 brokers, min.insync.replicas 2) wherever it is enforced."""
+    objects = rendered[overlay]
+    env = container_env(objects, named(objects, "StatefulSet", "kafka")["spec"]["template"]["spec"]["containers"][0])
+    ports = {name: int(address.rsplit(":", 1)[1]) for name, address in
+             (listener.split("://") for listener in env["KAFKA_LISTENERS"].split(","))}
+    policy = named(objects, "NetworkPolicy", "kafka")["spec"]
+    from_brokers = {port["port"] for rule in policy["ingress"] for peer in rule["from"]
+                    if peer.get("podSelector", {}).get("matchLabels") == policy["podSelector"]["matchLabels"]
+                    for port in rule["ports"]}
+
+    assert {ports[env["KAFKA_INTER_BROKER_LISTENER_NAME"]], ports[env["KAFKA_CONTROLLER_LISTENER_NAMES"]]} <= from_brokers
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_kafka_brokers_never_share_a_node(rendered: dict[str, Objects], overlay: str) -> None:
     """Topics keep KAFKA_DEFAULT_REPLICATION_FACTOR replicas and take writes with KAFKA_MIN_INSYNC_REPLICAS of them
     (prod: 3 and 2): two brokers on one node would make that node's loss stop every producer."""
