@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -55,13 +56,35 @@ def databases() -> Iterator[dict[str, str]]:
         admin.dispose()
 
 
-def run_dump(pod: dict[str, Any], urls: dict[str, str], directory: Path) -> subprocess.CompletedProcess[str]:
+def run_dump(pod: dict[str, Any], urls: dict[str, str], directory: Path,
+             path: str | None = None) -> subprocess.CompletedProcess[str]:
     [dump] = pod["initContainers"]
     environ = {e["name"]: e["value"] for e in dump["env"] if "value" in e}
     environ |= {e["name"]: urls[e["valueFrom"]["secretKeyRef"]["key"]] for e in dump["env"] if "valueFrom" in e}
     script = dump["args"][0].replace("/backup/", f"{directory}/")
-    return subprocess.run([*dump["command"], script], env={**environ, "PATH": os.environ["PATH"]},
+    return subprocess.run([*dump["command"], script], env={**environ, "PATH": path or os.environ["PATH"]},
                           capture_output=True, text=True, timeout=120)
+
+
+def test_the_password_reaches_pg_dump_in_its_environment_never_on_its_command_line(
+        backup_pod: dict[str, Any], databases: dict[str, str], tmp_path: Path) -> None:
+    """`ps` shows a process's arguments to the whole node; a pg_dump in front of the real one records what it got
+    (the local server trusts, so the password is not checked, only where it travels)."""
+    shims, log = tmp_path / "bin", tmp_path / "pg_dump.log"
+    shims.mkdir()
+    (shims / "pg_dump").write_text(f'#!/bin/sh\nprintf \'%s|%s\\n\' "$*" "${{PGPASSWORD-unset}}" >> {log}\n'
+                                   f'exec {shutil.which("pg_dump")} "$@"\n')
+    (shims / "pg_dump").chmod(0o755)
+    urls = {**{service: url for service, url in databases.items()},
+            "member": databases["member"].replace("postgres@", "postgres:p%40ss%3Aw0rd@")}
+
+    dumped = run_dump(backup_pod, urls, tmp_path / "dumps", path=f"{shims}:{os.environ['PATH']}")
+
+    calls = dict(line.split("|") for line in log.read_text().splitlines())
+    member_call = next(args for args in calls if "backup_member_" in args)
+    assert dumped.returncode == 0, dumped.stderr
+    assert ("p%40ss" in member_call, "p@ss" in member_call, calls[member_call]) == (False, False, "p@ss:w0rd")
+    assert sorted(calls.values()) == sorted(["unset"] * (len(SERVICES) - 1) + ["p@ss:w0rd"])
 
 
 def run_upload(pod: dict[str, Any], directory: Path, endpoint: str) -> subprocess.CompletedProcess[str]:

@@ -1004,7 +1004,8 @@ def test_prod_dumps_every_service_database_nightly_one_run_at_a_time(rendered: d
     assert job["backoffLimit"] >= 1 and 0 < job["activeDeadlineSeconds"] < 24 * 3600
     assert "--format=custom" in dump["args"][0]
     assert env.pop("BACKUP_DATABASES").split() == list(SERVICES)
-    assert env == {f"{s.upper()}_DATABASE_URL": {"name": "minimall-database", "key": s} for s in SERVICES}
+    # A read-only role's URLs (deploy/k8s/README.md, minimall-backup-database), never the services' own logins
+    assert env == {f"{s.upper()}_DATABASE_URL": {"name": "minimall-backup-database", "key": s} for s in SERVICES}
 
 
 def test_the_backup_pod_runs_non_root_read_only_without_capabilities_and_within_its_resources(

@@ -81,6 +81,8 @@ def readme_secrets() -> Secrets:
         "minimall-bankcard": {"secret": "b" * 40},
         "minimall-media": {"access-key-id": "AKIAFAKEFAKEFAKE", "secret-access-key": "m" * 40},
         "minimall-backup": {"access-key-id": "AKIAFAKEFAKEBACKUP", "secret-access-key": "b" * 40},
+        "minimall-backup-database": {s: f"postgresql+psycopg://mall_backup:pw@db.internal:5432/minimall_{s}"
+                                        "?sslmode=require" for s in SERVICES},
         "minimall-kafka": {f"{s}-{part}": f"minimall-{s}" for s in (*KAFKA_CLIENTS, "topics", "exporter")
                            for part in ("username", "password")},
         "minimall-service-token-order": {"token": mint_service_token(pem_private(jwt_key), "order", now=now,
