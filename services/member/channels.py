@@ -107,9 +107,10 @@ class ChannelAdapter(Protocol):
 
     def close(self, out_trade_no: str) -> PaidNotice:
         """Close the payment at the channel, so nothing can pay it any more, then how it ended there, verified: paid
-        (the payer beat the close) or not (closed, or never started there: `never_paid`); `paying` when the channel
-        would not close it because the payer is paying right now. <CHANNEL>_UNAVAILABLE (503) when the channel gives
-        no trustworthy answer (nothing known to be closed), RECHARGE_NOT_CLOSABLE (422) when it cannot close one."""
+        (the payer beat the close) or closed; `paying` when the channel would not close it because the payer is
+        paying right now. <CHANNEL>_UNAVAILABLE (503) when the channel gives no trustworthy answer (nothing known to be
+        closed); RECHARGE_NOT_CLOSABLE (422) when it cannot close one now: no close in its protocol, or a payment it
+        has not registered yet, which could still be paid (never taken for closed)."""
 
 
 class PaymentChannel(Protocol):
@@ -131,11 +132,15 @@ class RechargeChannels:
     def __init__(self, adapters: Mapping[str, ChannelAdapter]) -> None:
         self.adapters = dict(adapters)
 
-    def prepare(self, *, channel: str, out_trade_no: str, amount_fen: int, user_id: int, now: datetime,
-                expires_at: datetime) -> dict[str, str]:
+    def _configured(self, channel: str) -> ChannelAdapter:
         adapter = self.adapters.get(channel)
         if adapter is None:
             raise DomainError("CHANNEL_NOT_CONFIGURED", f"{channel} payments are not configured on this server")
+        return adapter
+
+    def prepare(self, *, channel: str, out_trade_no: str, amount_fen: int, user_id: int, now: datetime,
+                expires_at: datetime) -> dict[str, str]:
+        adapter = self._configured(channel)
         return {"out_trade_no": out_trade_no, **adapter.prepare(out_trade_no=out_trade_no, amount_fen=amount_fen,
                                                                 user_id=user_id, now=now, expires_at=expires_at)}
 
@@ -150,10 +155,7 @@ class RechargeChannels:
         return adapter.query(out_trade_no) if adapter is not None else None
 
     def close(self, *, channel: str, out_trade_no: str) -> PaidNotice:
-        adapter = self.adapters.get(channel)
-        if adapter is None:
-            raise DomainError("CHANNEL_NOT_CONFIGURED", f"{channel} payments are not configured on this server")
-        return adapter.close(out_trade_no)
+        return self._configured(channel).close(out_trade_no)
 
 
 class Payers(Protocol):
