@@ -1748,7 +1748,6 @@ def apply_order_paid(uow: MemberUnitOfWork, phones: Phones, *, order_no: str, us
     phone_bound: bool | None = None  # what `phones` answered; None: not asked
 
     def apply() -> bytes:
-        nonlocal phone_bound
         uow.points.credit(order_no, lock=True)  # none yet: a refund of the order being applied is waited for
         # The hold before the points account (the posting below locks it), as releasing or returning a hold does:
         # one lock order, so an order-cancelled of the same order applied at the same moment waits, not deadlocks.
