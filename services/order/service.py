@@ -185,12 +185,12 @@ def change_cart_item(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int, it
     if not quantity and selected is None:
         raise InvalidInput("CART_ITEM_CHANGE_EMPTY", "send at least one of quantity, selected",
                            details={"quantity": "or selected"})
+    if quantity:
+        check_quantity(quantity)
     with uow:
         uow.carts.lock_user(user_id)
         cart = uow.carts.for_user(user_id)
         item = _own_item(cart, item_id)
-        if quantity:
-            check_quantity(quantity)
         # The one catalogue read the answer always took (it shows the live line), asked before the change now: it
         # carries the limit. Under the shopper's lock, as submit's ReserveStock is.
         sku = catalog.skus({item.sku_id}).get(item.sku_id)
