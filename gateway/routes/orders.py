@@ -58,8 +58,8 @@ class CartItemOut(Reply):
     stock_status: Literal["in_stock", "low", "sold_out", "unavailable"]
     image: str
     max_per_shopper: int = Field(description="限购 of the line's product, 0 = no limit: the most units one shopper may "
-                                             "hold in orders (a stepper's maximum); checkout and preview refuse more, "
-                                             "422 PURCHASE_LIMIT_EXCEEDED")
+                                             "hold in orders and the cart (a stepper's maximum); adding, raising a "
+                                             "line, checkout and preview refuse more, 422 PURCHASE_LIMIT_EXCEEDED")
 
     @classmethod
     def from_proto(cls, item: order_pb2.CartItem) -> CartItemOut:
@@ -97,6 +97,12 @@ class Removed(Reply):
     removed: bool
 
 
+CART_LIMIT = ("422 PURCHASE_LIMIT_EXCEEDED, the cart unchanged, when the cart's units of the product (all its SKUs) "
+              "after the change and the shopper's units of it in their orders (`details.already`, as checkout counts "
+              "them) would pass its `max_per_shopper` (限购); `details.requested` is the cart's units after the "
+              "change.")
+
+
 @bp.get("/cart")
 @operation(summary="My cart, at live prices", tag="cart", responses={200: CartOut})
 def get_cart() -> CartOut:
@@ -109,7 +115,7 @@ def get_cart() -> CartOut:
 @operation(summary="Put a SKU in my cart", tag="cart", body=CartItemIn, responses={201: CartItemOut},
            description="A SKU already in the cart is added to its line: 422 CART_LINE_FULL when the line would hold "
                        "more than 999 (`details.in_cart`, `details.can_add`); 422 CART_FULL for a new line in a full "
-                       "cart.")
+                       "cart. " + CART_LIMIT)
 def add_cart_item(body: CartItemIn) -> tuple[CartItemOut, int]:
     item = service(OrderServiceStub).AddCartItem(order_pb2.AddCartItemRequest(
         sku_id=body.sku_id, quantity=body.quantity))
@@ -118,7 +124,9 @@ def add_cart_item(body: CartItemIn) -> tuple[CartItemOut, int]:
 
 @bp.patch("/cart/items/<id:item_id>")
 @operation(summary="Change a cart line's quantity or selection", tag="cart", body=CartItemPatch,
-           responses={200: CartItemOut})
+           responses={200: CartItemOut},
+           description="400 CART_ITEM_CHANGE_EMPTY with nothing to change; 404 CART_ITEM_NOT_FOUND. A higher quantity: "
+                       + CART_LIMIT + " A lower one is always taken, over the limit or not.")
 def change_cart_item(item_id: int, body: CartItemPatch) -> CartItemOut:
     change = order_pb2.ChangeCartItemRequest(item_id=item_id, quantity=body.quantity or 0)
     if body.selected is not None:

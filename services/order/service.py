@@ -149,7 +149,8 @@ def list_cart(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int) -> CartVi
 
 def add_cart_item(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int, sku_id: int, quantity: int,
                   now: datetime | None = None) -> CartLine:
-    """Put a SKU on sale in the cart, merging with its line; cart-item-added is published."""
+    """Put a SKU on sale in the cart, merging with its line; cart-item-added is published. Past its product's
+    purchase limit: 422 PURCHASE_LIMIT_EXCEEDED (`_check_cart_limit`), the cart as it was."""
     now = now or utcnow()
     check_quantity(quantity)
     sku = catalog.skus({sku_id}).get(sku_id)
@@ -157,7 +158,9 @@ def add_cart_item(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int, sku_i
         raise NotFound("SKU_NOT_FOUND", "no such product on sale", details={"sku_id": "not found"})
     with uow:
         uow.carts.lock_user(user_id)
-        item, is_new = add_to_cart(uow.carts.for_user(user_id), user_id=user_id, sku_id=sku_id,
+        cart = uow.carts.for_user(user_id)
+        _check_cart_limit(uow, user_id, cart, sku, more=quantity)
+        item, is_new = add_to_cart(cart, user_id=user_id, sku_id=sku_id,
                                    product_id=sku.product_id, quantity=quantity, price_fen=sku.price_fen, now=now)
         if is_new:
             uow.carts.add(item)
@@ -167,8 +170,8 @@ def add_cart_item(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int, sku_i
     return CartLine(item, sku)
 
 
-def _own_item(uow: OrderUnitOfWork, user_id: int, item_id: int) -> CartItem:
-    item = next((item for item in uow.carts.for_user(user_id) if item.id == item_id), None)
+def _own_item(cart: list[CartItem], item_id: int) -> CartItem:
+    item = next((item for item in cart if item.id == item_id), None)
     if item is None:
         raise NotFound("CART_ITEM_NOT_FOUND", "no such cart item")
     return item
@@ -177,27 +180,48 @@ def _own_item(uow: OrderUnitOfWork, user_id: int, item_id: int) -> CartItem:
 def change_cart_item(uow: OrderUnitOfWork, catalog: Catalog, *, user_id: int, item_id: int, quantity: int = 0,
                      selected: bool | None = None) -> CartLine:
     """Change a line's quantity (0: as it is), its selection (None: as it is), or both; neither is refused, as a
-    profile change with no field is (PROFILE_EMPTY)."""
+    profile change with no field is (PROFILE_EMPTY). More units past the product's purchase limit: 422
+    PURCHASE_LIMIT_EXCEEDED (`_check_cart_limit`), the line as it was; fewer are always taken."""
     if not quantity and selected is None:
         raise InvalidInput("CART_ITEM_CHANGE_EMPTY", "send at least one of quantity, selected",
                            details={"quantity": "or selected"})
+    if quantity:
+        check_quantity(quantity)
     with uow:
         uow.carts.lock_user(user_id)
-        item = _own_item(uow, user_id, item_id)
+        cart = uow.carts.for_user(user_id)
+        item = _own_item(cart, item_id)
+        # The one catalogue read the answer always took (it shows the live line), asked before the change now: it
+        # carries the limit. Under the shopper's lock, as submit's ReserveStock is.
+        sku = catalog.skus({item.sku_id}).get(item.sku_id)
         if quantity:
-            check_quantity(quantity)
+            if sku is not None:
+                _check_cart_limit(uow, user_id, cart, sku, more=quantity - item.quantity)
             item.quantity = quantity
         if selected is not None:
             item.selected = selected
         uow.commit()
-    [line] = _live(catalog, [item])
-    return line
+    return CartLine(item, sku)
+
+
+def _check_cart_limit(uow: OrderUnitOfWork, user_id: int, cart: list[CartItem], sku: CatalogSku, *,
+                      more: int) -> None:
+    """Before a cart change that puts `more` units of the SKU's product in the cart: 422 PURCHASE_LIMIT_EXCEEDED
+    when the cart's units of the product then (every SKU of it, selected or not) and the shopper's units of it in
+    their orders would be more than its purchase limit, as checkout counts them (`_check_purchase_limits`: `already`
+    the orders', `requested` the cart's after the change). Checkout would refuse them: the shopper hears it at the
+    stepper, not at the till. A change that adds no units is never refused: a line over a limit set after it was
+    added can always be lowered. Inside the open unit of work, under the shopper's lock."""
+    if more <= 0 or not sku.max_per_shopper:
+        return
+    in_cart = sum(item.quantity for item in cart if item.product_id == sku.product_id)
+    _check_purchase_limits(uow, user_id, {sku.product_id: in_cart + more}, {sku.product_id: sku.max_per_shopper})
 
 
 def remove_cart_item(uow: OrderUnitOfWork, *, user_id: int, item_id: int) -> None:
     with uow:
         uow.carts.lock_user(user_id)
-        uow.carts.remove(_own_item(uow, user_id, item_id))
+        uow.carts.remove(_own_item(uow.carts.for_user(user_id), item_id))
         uow.commit()
 
 
@@ -290,9 +314,10 @@ def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, use
     wanted = _wanted(_cart_of(uow, user_id) if request.cart_item_ids else [], request)
     skus = catalog.skus({want.sku_id for want in wanted})
     lines = _lines(skus, wanted)
-    if _limits(lines, skus):
+    limits = _limits(lines, skus)
+    if limits:
         with uow:
-            _check_purchase_limits(uow, user_id, lines, skus)
+            _check_purchase_limits(uow, user_id, _units(lines), limits)
             uow.commit()
     items_total = sum(line.total_fen for line in lines)
     discount_bp = members.discount_bp()
@@ -386,7 +411,7 @@ def submit_order(uow: OrderUnitOfWork, members: Members, stock: Stock, users: Us
         # After the reservation, whose snapshot names the products and their limits: a refusal releases the units
         # held a moment ago (`_compensate`). Under the shopper's lock (`_check_unpaid_orders`): a second submit of
         # theirs waits for this one to commit, then counts its units.
-        _check_purchase_limits(uow, user_id, lines, skus)
+        _check_purchase_limits(uow, user_id, _units(lines), _limits(lines, skus))
         items_total = sum(line.total_fen for line in lines)
         discount_bp = members.discount_bp()
         coupon_fen = _lock_coupon(members, order_no, request.coupon_id, lines, skus, discount_bp) if request.coupon_id else 0
@@ -453,17 +478,23 @@ def _limits(lines: list[OrderLine], skus: Mapping[int, CatalogSku]) -> dict[int,
             if skus[line.sku_id].max_per_shopper > 0}
 
 
-def _check_purchase_limits(uow: OrderUnitOfWork, user_id: int, lines: list[OrderLine],
-                           skus: Mapping[int, CatalogSku]) -> None:
-    """422 PURCHASE_LIMIT_EXCEEDED when the lines' units of a product with a purchase limit, and the shopper's units
-    of it in their orders that hold or took stock (domain.PURCHASE_LIMIT_STATUSES), come to more than its limit: one
-    shopper never paying cannot hold a flash sale's whole stock across orders. Inside an open unit of work."""
-    limits = _limits(lines, skus)
+def _units(lines: list[OrderLine]) -> dict[int, int]:
+    """The lines' units by product id."""
+    units: dict[int, int] = {}
+    for line in lines:
+        units[line.product_id] = units.get(line.product_id, 0) + line.quantity
+    return units
+
+
+def _check_purchase_limits(uow: OrderUnitOfWork, user_id: int, requested: Mapping[int, int],
+                           limits: Mapping[int, int]) -> None:
+    """422 PURCHASE_LIMIT_EXCEEDED when the units `requested` of a product with a purchase limit (`limits`, by
+    product id), and the shopper's units of it in their orders that hold or took stock
+    (domain.PURCHASE_LIMIT_STATUSES), come to more than its limit: one shopper never paying cannot hold a flash
+    sale's whole stock across orders. Checkout and the cart (`_check_cart_limit`) ask it. Inside an open unit of
+    work."""
     if not limits:
         return
-    requested: dict[int, int] = {}
-    for line in lines:
-        requested[line.product_id] = requested.get(line.product_id, 0) + line.quantity
     already = uow.orders.units_held(user_id, limits.keys())
     for product_id, limit in sorted(limits.items()):
         held = already.get(product_id, 0)

@@ -35,6 +35,26 @@ def buy(shop: Shop, key: str, quantity: int, *, sku_id: int = FLASH, user_id: in
                                 request_fingerprint=repr(request).encode(), now=NOW)
 
 
+def set_limit(shop: Shop, max_per_shopper: int) -> None:
+    """Staff set the product's limit (0: none): the catalogue answers it on each of its SKUs."""
+    for sku_id in (FLASH, OTHER_SPEC):
+        shop.catalog.put(sku_id, product_id=PRODUCT, price_fen=990, max_per_shopper=max_per_shopper)
+
+
+def add(shop: Shop, sku_id: int, quantity: int) -> service.CartLine:
+    return service.add_cart_item(shop.uow, shop.catalog, user_id=1, sku_id=sku_id, quantity=quantity, now=NOW)
+
+
+def change(shop: Shop, line: service.CartLine, quantity: int = 0, selected: bool | None = None) -> service.CartLine:
+    return service.change_cart_item(shop.uow, shop.catalog, user_id=1, item_id=line.item.id or 0, quantity=quantity,
+                                    selected=selected)
+
+
+def in_cart(shop: Shop) -> list[tuple[int, int]]:
+    """The shopper's cart lines as (sku_id, quantity)."""
+    return [(item.sku_id, item.quantity) for item in shop.uow.carts.for_user(1)]
+
+
 def refusal(shop: Shop, key: str, quantity: int, *, user_id: int = 1) -> DomainError:
     with pytest.raises(DomainError) as refused:
         buy(shop, key, quantity, user_id=user_id)
@@ -72,8 +92,9 @@ def test_every_spec_of_the_product_counts_toward_its_limit(flash: Shop) -> None:
 
 
 def test_cart_lines_of_one_product_are_added_up(flash: Shop) -> None:
-    ids = tuple(service.add_cart_item(flash.uow, flash.catalog, user_id=1, sku_id=sku_id, quantity=2,
-                                      now=NOW).item.id or 0 for sku_id in (FLASH, OTHER_SPEC))
+    set_limit(flash, 0)
+    ids = tuple(add(flash, sku_id, 2).item.id or 0 for sku_id in (FLASH, OTHER_SPEC))
+    set_limit(flash, LIMIT)  # after the lines were put in the cart, which took them
     request = CheckoutInput(cart_item_ids=ids, address_id=7)
 
     with pytest.raises(DomainError) as refused:
@@ -142,3 +163,91 @@ def test_the_cart_shows_each_lines_purchase_limit_and_0_where_there_is_none(flas
         caller_var.reset(token)
 
     assert [(item.sku_id, item.max_per_shopper) for item in cart.items] == [(FLASH, LIMIT), (301, 0)]
+
+
+# -- the cart refuses what checkout would ------------------------------------------------------------------------------
+
+def test_adding_to_a_line_up_to_the_limit_is_taken_and_past_it_refused_with_the_numbers(flash: Shop) -> None:
+    add(flash, FLASH, 1)
+    merged = add(flash, FLASH, 2)  # 3: the limit
+    added = len(flash.uow.published)
+
+    with pytest.raises(DomainError) as refused:
+        add(flash, FLASH, 1)
+
+    assert merged.item.quantity == 3
+    assert (refused.value.code, refused.value.kind, refused.value.details) == (
+        "PURCHASE_LIMIT_EXCEEDED", ErrorKind.BUSINESS_RULE,
+        {"product_id": PRODUCT, "max_per_shopper": LIMIT, "already": 0, "requested": 4})
+    assert (in_cart(flash), len(flash.uow.published)) == ([(FLASH, 3)], added)  # no line changed, no event
+
+
+def test_every_spec_of_the_product_in_the_cart_counts_when_adding(flash: Shop) -> None:
+    add(flash, FLASH, 2)
+
+    with pytest.raises(DomainError) as refused:
+        add(flash, OTHER_SPEC, 2)
+    taken = add(flash, OTHER_SPEC, 1)
+
+    assert refused.value.details == {"product_id": PRODUCT, "max_per_shopper": LIMIT, "already": 0, "requested": 4}
+    assert (taken.item.quantity, in_cart(flash)) == (1, [(FLASH, 2), (OTHER_SPEC, 1)])
+
+
+def test_units_in_the_shoppers_orders_count_when_adding(flash: Shop) -> None:
+    buy(flash, "a", 2)
+
+    with pytest.raises(DomainError) as refused:
+        add(flash, OTHER_SPEC, 2)
+    taken = add(flash, OTHER_SPEC, 1)
+
+    assert refused.value.details == {"product_id": PRODUCT, "max_per_shopper": LIMIT, "already": 2, "requested": 2}
+    assert (taken.item.quantity, in_cart(flash)) == (1, [(OTHER_SPEC, 1)])
+
+
+def test_raising_a_line_past_the_limit_is_refused_and_leaves_the_line_as_it_was(flash: Shop) -> None:
+    line = add(flash, FLASH, 1)
+    add(flash, OTHER_SPEC, 1)
+
+    with pytest.raises(DomainError) as refused:
+        change(flash, line, 3, selected=False)  # 3 of this spec and 1 of the other
+    raised = change(flash, line, 2)
+
+    assert refused.value.details == {"product_id": PRODUCT, "max_per_shopper": LIMIT, "already": 0, "requested": 4}
+    assert (raised.item.quantity, raised.item.selected, raised.sku) == (2, True, flash.catalog.skus_by_id[FLASH])
+    assert in_cart(flash) == [(FLASH, 2), (OTHER_SPEC, 1)]
+
+
+def test_units_in_the_shoppers_orders_count_when_raising_a_line(flash: Shop) -> None:
+    line = add(flash, FLASH, 1)
+    buy(flash, "a", 2, sku_id=OTHER_SPEC)
+
+    with pytest.raises(DomainError) as refused:
+        change(flash, line, 2)
+
+    assert refused.value.details == {"product_id": PRODUCT, "max_per_shopper": LIMIT, "already": 2, "requested": 2}
+    assert in_cart(flash) == [(FLASH, 1)]
+
+
+def test_a_line_over_a_limit_set_after_it_was_added_can_be_lowered_and_unselected_but_not_raised(flash: Shop) -> None:
+    set_limit(flash, 0)
+    line = add(flash, FLASH, 6)
+    set_limit(flash, LIMIT)
+
+    lowered = change(flash, line, 5)  # still over the limit: fewer units are always taken
+    unselected = change(flash, line, selected=False)
+    with pytest.raises(DomainError) as refused:
+        change(flash, line, 6)
+
+    assert (lowered.item.quantity, unselected.item.selected) == (5, False)
+    assert refused.value.details == {"product_id": PRODUCT, "max_per_shopper": LIMIT, "already": 0, "requested": 6}
+    assert in_cart(flash) == [(FLASH, 5)]
+
+
+def test_a_limit_of_0_leaves_the_cart_as_it_was(flash: Shop) -> None:
+    set_limit(flash, 0)
+
+    line = add(flash, FLASH, 40)
+    add(flash, OTHER_SPEC, 10)
+    raised = change(flash, line, 50)
+
+    assert (raised.item.quantity, in_cart(flash)) == (50, [(FLASH, 50), (OTHER_SPEC, 10)])
