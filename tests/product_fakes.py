@@ -66,6 +66,9 @@ class FakeBrandRepository:
     def get(self, brand_id: int) -> Brand | None:
         return next((b for b in self.items if b.id == brand_id), None)
 
+    def by_ids(self, brand_ids: Collection[int]) -> list[Brand]:
+        return [b for b in self.items if b.id in brand_ids]
+
     def by_name(self, name: str) -> Brand | None:
         return next((b for b in self.items if b.name == name), None)
 

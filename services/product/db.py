@@ -321,6 +321,11 @@ class SqlBrandRepository:
     def get(self, brand_id: int) -> Brand | None:
         return self.session.get(Brand, brand_id)
 
+    def by_ids(self, brand_ids: Collection[int]) -> list[Brand]:
+        if not brand_ids:
+            return []
+        return list(self.session.execute(select(Brand).where(brands.c.id.in_(sorted(brand_ids)))).scalars())
+
     def by_name(self, name: str) -> Brand | None:
         return self.session.execute(select(Brand).where(brands.c.name == name)).scalar_one_or_none()
 

@@ -978,7 +978,9 @@ def _brand(uow: ProductUnitOfWork, brand_id: int) -> Brand:
 
 
 def _views(uow: ProductUnitOfWork, found: list[Product]) -> list[ProductView]:
-    brands = {brand.id: brand for brand in uow.brands.all()}
+    """The page's products with their brands, of which only theirs are read: a page has at most 100 products, the
+    shop any number of brands."""
+    brands = {brand.id: brand for brand in uow.brands.by_ids({product.brand_id for product in found})}
     return [ProductView(p, brands.get(p.brand_id) or Brand(name="", id=p.brand_id)) for p in found]
 
 

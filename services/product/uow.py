@@ -43,6 +43,9 @@ class BrandRepository(Protocol):
 
     def get(self, brand_id: int) -> Brand | None: ...
 
+    def by_ids(self, brand_ids: Collection[int]) -> list[Brand]:
+        """The brands among `brand_ids`, in one read (unknown ids are left out)."""
+
     def by_name(self, name: str) -> Brand | None: ...
 
     def save(self, brand: Brand) -> None:
