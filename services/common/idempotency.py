@@ -7,12 +7,12 @@ import json
 from collections.abc import Callable
 
 from google.protobuf.message import Message
-from sqlalchemy import Column, LargeBinary, PrimaryKeyConstraint, String, Table, bindparam, select, update
+from sqlalchemy import Column, Index, LargeBinary, PrimaryKeyConstraint, String, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from services.common.db import CONFLICT_INSERTS, UTCDateTime, utcnow
+from services.common.db import CONFLICT_INSERTS, UTCDateTime, create_tables, utcnow
 from services.common.errors import Conflict, InvalidInput
-from services.common.outbox import infra_metadata
+from services.common.outbox import LATER_INDEXES, infra_metadata
 
 KEY_MAX_LENGTH = 128
 SCOPE_MAX_LENGTH = 128
@@ -25,6 +25,7 @@ idempotency_keys = Table(
     Column("response", LargeBinary, nullable=True),  # NULL only inside the transaction that claimed the key
     Column("created_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("scope", "key", name="pk_idempotency_keys"),
+    Index("ix_idempotency_keys_created_at", "created_at"),  # pruning's (outbox.LATER_INDEXES)
 )
 
 # The scopes whose keys are a client's Idempotency-Key: a retry replays the first response only within the replay
@@ -124,4 +125,4 @@ def run_once(session: Session, *, scope: str, key: str, request: Message | bytes
 
 def create_idempotency_table(op) -> None:  # type: ignore[no-untyped-def]
     """Create idempotency_keys; called by each service's revision 0002 (its shape is version 1 of the table)."""
-    infra_metadata.create_all(op.get_bind(), tables=[idempotency_keys])
+    create_tables(op.get_bind(), [idempotency_keys], leaving_out=LATER_INDEXES)

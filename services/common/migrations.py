@@ -245,10 +245,16 @@ def run_migrations(service_metadata: MetaData) -> None:
         _migrate(connection, service_metadata)
 
 
+def target_metadata(service_metadata: MetaData) -> list[MetaData]:
+    """What a service's code expects its database to hold: its own tables and the infrastructure tables every service
+    has (outbox, processed_events, dead letters, idempotency keys); its migrations must build exactly that."""
+    return [service_metadata, infra_metadata]
+
+
 def _migrate(connection: Connection, service_metadata: MetaData) -> None:
     # One transaction per revision: a revision's locks (ADD COLUMN's ACCESS EXCLUSIVE) end with it instead of lasting
     # through every later revision, and a failing revision leaves the ones before it applied and recorded.
-    context.configure(connection=connection, target_metadata=[service_metadata, infra_metadata],
+    context.configure(connection=connection, target_metadata=target_metadata(service_metadata),
                       render_as_batch=connection.dialect.name == "sqlite", transaction_per_migration=True)
     with context.begin_transaction():
         context.run_migrations()

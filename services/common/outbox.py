@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from services.common import events
 from services.common.config import KafkaSettings
-from services.common.db import BigId, UTCDateTime, advisory_key, utcnow
+from services.common.db import BigId, UTCDateTime, advisory_key, create_tables, utcnow
 from services.common.kafka import close_producer, delivery_timeout_ms, make_producer
 from services.common.liveness import DATABASE_CALL_SECONDS, LIVENESS_MARGIN_SECONDS, Clock, Heartbeat
 from services.common.metrics import (
@@ -59,6 +59,8 @@ outbox = Table(
     Column("published_at", UTCDateTime, nullable=True),
     Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL"),
           sqlite_where=text("published_at IS NULL")),
+    Index("ix_outbox_published_at", "published_at", postgresql_where=text("published_at IS NOT NULL"),
+          sqlite_where=text("published_at IS NOT NULL")),  # pruning's (LATER_INDEXES)
 )
 
 processed_events = Table(
@@ -68,6 +70,7 @@ processed_events = Table(
     Column("event_type", String(64), nullable=False),
     Column("processed_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("consumer", "event_id", name="pk_processed_events"),
+    Index("ix_processed_events_processed_at", "processed_at"),  # pruning's (LATER_INDEXES)
 )
 
 
@@ -327,10 +330,16 @@ class OutboxRelay:
             self._producer = None
 
 
+# Indexes of the infrastructure tables that a later revision of every service adds (the bookkeeping pruning ones,
+# services.common.pruning.add_pruning_indexes): the revisions creating those tables leave them out.
+LATER_INDEXES = frozenset({"ix_outbox_published_at", "ix_processed_events_processed_at", "ix_idempotency_keys_created_at"})
+
+
 def create_infra_tables(op) -> None:  # type: ignore[no-untyped-def]
     """Create the outbox, processed-events and dead-letters tables; called by each service's first migration.
 
     Their shape is version 1. Changing either table needs a migration in every service and a
-    frozen copy of the version-1 shape here, so that fresh databases still migrate step by step.
+    frozen copy of the version-1 shape here, so that fresh databases still migrate step by step
+    (an index added later: in LATER_INDEXES).
     """
-    infra_metadata.create_all(op.get_bind(), tables=[outbox, processed_events, dead_letters])
+    create_tables(op.get_bind(), [outbox, processed_events, dead_letters], leaving_out=LATER_INDEXES)

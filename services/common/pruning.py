@@ -36,7 +36,7 @@ from services.common.idempotency import REQUEST_KEY_SCOPES, idempotency_keys
 from services.common.liveness import DATABASE_CALL_SECONDS, Clock
 from services.common.metrics import ROWS_PRUNED
 from services.common.migrations import build_index_concurrently
-from services.common.outbox import outbox, processed_events
+from services.common.outbox import LATER_INDEXES, outbox, processed_events
 from services.common.uow import SqlUnitOfWork, one_round_at_a_time
 
 log = logging.getLogger(__name__)
@@ -146,20 +146,19 @@ def pruning_job(engine: Engine, service: str, settings: PruneSettings,
     return lambda: prune_once_across_replicas(engine, service, settings, own=own)
 
 
-# The indexes the age predicates above read through (each service's revision calls add_pruning_indexes).
-PRUNING_INDEXES = {"ix_outbox_published_at": ("outbox", "published_at"),
-                   "ix_processed_events_processed_at": ("processed_events", "processed_at"),
-                   "ix_idempotency_keys_created_at": ("idempotency_keys", "created_at")}
+# The indexes the age predicates above read through, as their tables declare them (outbox's only over published
+# rows, which are all the pruning reads); each service's revision calls add_pruning_indexes.
+PRUNING_INDEXES = [index for table in (outbox, processed_events, idempotency_keys) for index in table.indexes
+                   if index.name in LATER_INDEXES]
 
 
 def add_pruning_indexes() -> None:
-    """In a migration: the indexes of PRUNING_INDEXES, built without blocking writes (outbox's only over published
-    rows, which are all the pruning reads)."""
-    for name, (table, column) in PRUNING_INDEXES.items():
-        where = text("published_at IS NOT NULL") if table == "outbox" else None
-        build_index_concurrently(name, table, [column], where=where)
+    """In a migration: the indexes of PRUNING_INDEXES, built without blocking writes."""
+    for index in PRUNING_INDEXES:
+        build_index_concurrently(str(index.name), index.table.name, [column.name for column in index.columns],
+                                 where=index.dialect_options["postgresql"]["where"])
 
 
 def drop_pruning_indexes() -> None:
-    for name, (table, _) in PRUNING_INDEXES.items():
-        op.drop_index(name, table_name=table, if_exists=True)
+    for index in PRUNING_INDEXES:
+        op.drop_index(str(index.name), table_name=index.table.name, if_exists=True)

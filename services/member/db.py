@@ -233,8 +233,8 @@ withdrawals = Table(
     Column("decided_by", BigInteger, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("decided_at", UTCDateTime, nullable=True),
-    Column("bonus_forfeited_fen", BigInteger, nullable=False, default=0),  # of the recharges it draws on
-    Column("deducted_fen", BigInteger, nullable=False, default=0),         # of that, spent: kept from the transfer
+    Column("bonus_forfeited_fen", BigInteger, nullable=False, default=0, server_default="0"),  # of the recharges it draws on
+    Column("deducted_fen", BigInteger, nullable=False, default=0, server_default="0"),  # of that, spent: kept from the transfer
     # PAYING, its transfer waiting for the shopper to confirm receipt: {"mch_id", "app_id", "package"}; else NULL
     Column("payout_confirm", JSON(none_as_null=True), nullable=True),
     CheckConstraint("amount_fen > 0", name="ck_withdrawals_amount_positive"),
@@ -267,7 +267,7 @@ recharges = Table(
     Column("channel_txn_id", String(64), nullable=False, default=""),
     Column("created_at", UTCDateTime, nullable=False),
     Column("paid_at", UTCDateTime, nullable=True),
-    Column("bonus_fen", BigInteger, nullable=False, default=0),  # the bonus credit it earned when paid
+    Column("bonus_fen", BigInteger, nullable=False, default=0, server_default="0"),  # the bonus credit it earned when paid
     CheckConstraint("amount_fen > 0", name="ck_recharges_amount_positive"),
     # The reconciliation and expiry jobs read the PENDING ones by age every MEMBER_RECONCILE_SECONDS.
     Index("ix_recharges_status_created", "status", "created_at"),

@@ -188,9 +188,9 @@ stock_movements = Table(  # the stock ledger: append-only, one row per change of
     Column("available", BigId, nullable=False),
     Column("reserved", BigId, nullable=False),
     Column("sold", BigId, nullable=False),
-    Column("reference", String(64), nullable=False, default=""),
-    Column("actor_id", BigId, nullable=False, default=0),
-    Column("reason", String(200), nullable=False, default=""),
+    Column("reference", String(64), nullable=False, default="", server_default=""),
+    Column("actor_id", BigId, nullable=False, default=0, server_default="0"),
+    Column("reason", String(200), nullable=False, default="", server_default=""),
     Column("at", UTCDateTime, nullable=False),
     Index("ix_stock_movements_sku_id", "sku_id", "id"),
 )

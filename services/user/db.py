@@ -27,6 +27,7 @@ from sqlalchemy import (
     delete,
     distinct,
     exists,
+    false,
     func,
     literal,
     or_,
@@ -70,14 +71,14 @@ users = Table(
     Column("password_hash", String(255), nullable=True),
     Column("roles", String(255), nullable=False, default=""),
     Column("created_at", UTCDateTime, nullable=False),
-    Column("gender", String(8), nullable=False, default="unknown"),
+    Column("gender", String(8), nullable=False, default="unknown", server_default="unknown"),
     Column("birthday", Date, nullable=True),
-    Column("region", String(64), nullable=False, default=""),
+    Column("region", String(64), nullable=False, default="", server_default=""),
     # Browsing history's, not the User's: views from before it are ignored (SqlHistoryRepository). On the user's
     # row so that clearing and a late view of the same user queue on one row lock.
     Column("history_cleared_at", UTCDateTime, nullable=True),
     # An admin set the password (set_staff_password): it logs in only to be changed (login_with_password).
-    Column("password_change_required", Boolean, nullable=False, default=False),
+    Column("password_change_required", Boolean, nullable=False, default=False, server_default=false()),
 )
 # Staff find users by the start of their nickname: a LIKE 'prefix%' the pattern operator class can serve
 # whatever the database's collation.
@@ -160,7 +161,8 @@ user_role_changes = Table(
     Column("before", String(255), nullable=False),
     Column("after", String(255), nullable=False),
     Column("changed_at", UTCDateTime, nullable=False),
-    Column("password_cleared", Boolean, nullable=False, default=False),  # a shopper's first staff role
+    Column("password_cleared", Boolean, nullable=False, default=False,  # a shopper's first staff role
+           server_default=false()),
 )
 
 user_password_sets = Table(

@@ -14,8 +14,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, pool, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    DefaultClause,
+    Engine,
+    ForeignKeyConstraint,
+    Index,
+    TextClause,
+    UniqueConstraint,
+    create_engine,
+    event,
+    inspect,
+    pool,
+    text,
+)
 from sqlalchemy.exc import DBAPIError
 
 from services.common import migrations
@@ -149,6 +165,96 @@ def test_every_service_upgrades_from_nothing_to_head(service: str, backend: str,
     versions, tables = applied(url)
     metadata = importlib.import_module(f"services.{service}.db").metadata
     assert (versions, set(metadata.tables) - tables, unfinished_indexes(url)) == (heads(service), set(), [])
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_migrated_to_head_has_the_columns_indexes_and_keys_its_code_declares(
+        service: str, empty_database: str) -> None:
+    """Production's schema is what the migrations built; the code relies on what its tables declare (a NOT NULL, a
+    server default, an index a query reads through). Alembic's autogenerate compares the two as `alembic revision
+    --autogenerate` would: tables, columns, types, nullability, server defaults, indexes, unique constraints and
+    foreign keys (not CHECK constraints)."""
+    migrations.upgrade(empty_database, migrations_dir(service))
+    metadata = migrations.target_metadata(importlib.import_module(f"services.{service}.db").metadata)
+
+    engine = create_engine(empty_database, poolclass=pool.NullPool)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={
+            "compare_type": True, "compare_server_default": True,
+            "include_name": lambda name, kind, _parents: not (kind == "table" and name == "alembic_version")})
+        differences = compare_metadata(context, metadata)
+    engine.dispose()
+
+    assert not differences, f"{service}: migrations at head and the code's tables differ:\n" + "\n".join(
+        map(described, differences))
+
+
+@pytest.fixture
+def declared_database() -> Iterator[str]:
+    """A second empty database, for a service's tables as its code declares them (create_all)."""
+    name = session_database_name("it", "declared")
+    url = recreate_database(name)
+    yield url
+    drop_databases([name])
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_migrated_to_head_defines_its_indexes_and_constraints_as_its_code_does(
+        service: str, empty_database: str, declared_database: str) -> None:
+    """What compare_metadata does not look at: a partial index's predicate, an expression index, an operator class,
+    a CHECK constraint's condition, a foreign key's ON DELETE. PostgreSQL spells each definition the same way whoever
+    created it, so the database the migrations built and one created from the code's tables must spell them alike."""
+    migrations.upgrade(empty_database, migrations_dir(service))
+    engine = create_engine(declared_database, poolclass=pool.NullPool)
+    with engine.begin() as conn:
+        for metadata in migrations.target_metadata(importlib.import_module(f"services.{service}.db").metadata):
+            metadata.create_all(conn)
+    engine.dispose()
+
+    migrated, declared = definitions(empty_database), definitions(declared_database)
+
+    differences = [f"{name}: the migrations make {migrated.get(name)!r}, the code declares {declared.get(name)!r}"
+                   for name in sorted(migrated.keys() | declared.keys()) if migrated.get(name) != declared.get(name)]
+    assert not differences, f"{service}: migrations at head and the code's tables differ:\n" + "\n".join(differences)
+
+
+def definitions(url: str) -> dict[str, str]:
+    """Each index and constraint of the database's tables (but alembic_version), as PostgreSQL spells it."""
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as conn:
+        found = conn.execute(text(
+            "SELECT 'index ' || indexname || ' on ' || tablename, indexdef FROM pg_indexes "
+            "WHERE schemaname = 'public' AND tablename <> 'alembic_version' "
+            "UNION ALL SELECT 'constraint ' || conname || ' on ' || conrelid::regclass, pg_get_constraintdef(oid) "
+            "FROM pg_constraint WHERE connamespace = 'public'::regnamespace AND conrelid <> 0 "
+            "AND conrelid::regclass::text <> 'alembic_version'")).all()
+    engine.dispose()
+    return dict(found)  # type: ignore[arg-type]
+
+
+def described(difference: tuple | list) -> str:  # type: ignore[type-arg]
+    """One of compare_metadata's differences as a line: what differs, and on which side it is."""
+    if isinstance(difference, list):  # a column's modify_* steps
+        return "\n".join(map(described, difference))
+    kind = difference[0]
+    if kind.startswith("modify_"):
+        _, _schema, table, column, _existing, migrated, declared = difference
+        return (f"{table}.{column} {kind.removeprefix('modify_')}: the migrations make it {shown(migrated)}, "
+                f"the code declares {shown(declared)}")
+    side = "only the code declares it" if kind.startswith("add_") else "only the migrations make it"
+    return f"{kind} {shown(difference[-1])}: {side}"
+
+
+def shown(thing: object) -> str:
+    if isinstance(thing, DefaultClause):
+        thing = thing.arg
+    if isinstance(thing, TextClause):
+        return repr(thing.text)
+    if isinstance(thing, Index | UniqueConstraint | ForeignKeyConstraint) and thing.table is not None:
+        return f"{type(thing).__name__} {thing.name} on {thing.table.name}({', '.join(c.name for c in thing.columns)})"
+    if isinstance(thing, Column):
+        return f"column {thing.table.name}.{thing.name} {thing.type}{'' if thing.nullable else ' NOT NULL'}"
+    return "none" if thing is None else repr(thing)
 
 
 def test_the_ledger_index_is_rebuilt_from_the_previous_head_while_events_are_written(empty_database: str) -> None:
