@@ -27,7 +27,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select
 
-from services.common.config import SERVICES
+from services.common.config import SERVICES, Env, database_url, var_dir
 from services.common.db import integer_sum, make_engine
 from services.common.outbox import outbox, processed_events
 from services.member import service as member_service
@@ -53,8 +53,9 @@ class Check:
 
 
 def database_urls(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    var = Path(environ.get("MINIMALL_VAR", ROOT / "var")).resolve()
-    return {s: environ.get(f"{s.upper()}_DATABASE_URL", f"sqlite:///{var / s}.db") for s in SERVICES}
+    """Each service's database as the services `make run` starts find it (services.common.config.database_url)."""
+    env = Env({**environ, "MINIMALL_VAR": str(var_dir(Env(environ), root=ROOT))})
+    return {s: database_url(env, s) for s in SERVICES}
 
 
 # Sales move with an order's reservation (its order_no the reference); returns with an after-sales case, a refund, or

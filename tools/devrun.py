@@ -29,12 +29,12 @@ from typing import IO
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES
+from services.common.config import GRPC_PORTS, METRICS_PORTS, SERVICES, Env, database_url, var_dir
 from services.common.devbroker import DevBroker, create_topics, die_with_parent
 from services.common.events import TOPICS
 from services.user.tokens import mint_service_token
 from tools.simulator import DEFAULT_PORT as SIMULATOR_PORT
-from tools.simulator import dev_env
+from tools.simulator import SimulatorConfig, dev_env
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -89,6 +89,7 @@ def platform_env(var: Path) -> dict[str, str]:
     """The environment every child gets: the caller's, completed with the embedded defaults."""
     env = dict(os.environ)
     env.pop("SERVICE_TOKEN", None)  # one per service (service_tokens), never shared by every child
+    env["MINIMALL_VAR"] = str(var)  # absolute: every child finds the same files, whatever its working directory
     private, public = ensure_keys(var)
     env.setdefault("JWT_PRIVATE_KEY_FILE", str(private))
     env.setdefault("JWT_PUBLIC_KEY_FILE", str(public))
@@ -100,7 +101,7 @@ def platform_env(var: Path) -> dict[str, str]:
     env.setdefault("GATEWAY_READY_REQUIRES", ",".join(SERVICES))  # ready means the whole platform is up
     # Third parties (WeChat, Aliyun SMS, real-name) are the dev simulator, speaking their protocols.
     env.setdefault("SIMULATOR_PORT", str(SIMULATOR_PORT))
-    for name, value in dev_env(f"http://127.0.0.1:{env['SIMULATOR_PORT']}").items():
+    for name, value in dev_env(f"http://127.0.0.1:{env['SIMULATOR_PORT']}", SimulatorConfig.from_env(env)).items():
         env.setdefault(name, value)
     env.setdefault("IDENTITY_PROVIDER", "faceid")  # real-name checks through the simulator's FaceID
     # WeChat Pay (the simulator) notifies the order service through the gateway, as in production.
@@ -111,7 +112,7 @@ def platform_env(var: Path) -> dict[str, str]:
     env.setdefault("MEMBER_NOTIFY_BASE_URL", f"http://{env['GATEWAY_BIND']}/api/v1")
     env.setdefault("MEDIA_DIR", str(var / "media"))  # uploads and the demo catalog's images
     for service in SERVICES:
-        env.setdefault(f"{service.upper()}_DATABASE_URL", f"sqlite:///{var / service}.db")
+        env[f"{service.upper()}_DATABASE_URL"] = database_url(Env(env), service)
         if f"{service.upper()}_GRPC_LISTEN" in env:  # a moved service stays reachable by the gateway
             env.setdefault(f"{service.upper()}_GRPC_TARGET", env[f"{service.upper()}_GRPC_LISTEN"])
     env["PYTHONUNBUFFERED"] = "1"
@@ -342,7 +343,7 @@ def _example(port: Port) -> str:
 
 
 def main() -> int:
-    var = Path(os.environ.get("MINIMALL_VAR", ROOT / "var")).resolve()
+    var = var_dir(Env(), root=ROOT)
     if sys.argv[1:] == ["stop"]:
         return stop_running(var)
     var.mkdir(parents=True, exist_ok=True)

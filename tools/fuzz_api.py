@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import random
 import sys
 from pathlib import Path
@@ -41,6 +40,10 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+from services.common.config import Env, var_dir
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance]
 REJECTIONS = ["400", "401", "403", "404", "405", "406", "409", "413", "414", "415", "422", "428", "429"]
@@ -73,7 +76,7 @@ def main() -> int:
     parser.add_argument("--exclude", default="", help="skip operations whose path contains this")
     args = parser.parse_args()
     if args.admin_password is None:  # make run's admin (tools/devrun.py admin_credentials)
-        saved = json.loads((Path(os.environ.get("MINIMALL_VAR", "var")) / "dev-admin.json").read_text())
+        saved = json.loads((var_dir(Env(), root=ROOT) / "dev-admin.json").read_text())
         args.admin_phone, args.admin_password = args.admin_phone or saved["phone"], saved["password"]
     args.admin_phone = args.admin_phone or "13800000000"  # DEV_ADMIN_PHONE's default
 

@@ -16,7 +16,7 @@ from gateway.errors import ApiError
 from gateway.ratelimit import DAY, Limit
 from gateway.storage import LocalMediaStorage, MediaStorage, StorageUnavailable
 from gateway.uploads import UploadNames
-from services.common.config import Env
+from services.common.config import Env, var_dir
 
 bp = Blueprint("media", __name__)
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class Uploaded(Reply):
 def media_dir() -> Path:
     """MEDIA_DIR, default $MINIMALL_VAR/media (var/media): the product seed writes its images there."""
     env = Env(current_app.extensions["settings"].environ)
-    return Path(env.str("MEDIA_DIR", "") or Path(env.str("MINIMALL_VAR", "var")) / "media").resolve()
+    return Path(env.str("MEDIA_DIR", "") or var_dir(env) / "media").resolve()
 
 
 def storage() -> MediaStorage:

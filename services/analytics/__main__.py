@@ -23,7 +23,7 @@ from services.analytics.consumers import HANDLERS
 from services.analytics.db import BACKUP_TABLES, SqlAnalyticsUnitOfWork
 from services.analytics.grpc_api import AnalyticsServicer
 from services.analytics.service import report_period
-from services.common.config import ConfigError, Env, ServiceSettings
+from services.common.config import ConfigError, Env, ServiceSettings, var_dir
 from services.common.consumer import EventConsumer
 from services.common.db import make_engine
 from services.common.errors import DomainError
@@ -36,7 +36,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def reports_dir(env: Env) -> Path:
     """ANALYTICS_REPORTS_DIR, default $MINIMALL_VAR/reports (var/reports): where export files are kept."""
-    return Path(env.str("ANALYTICS_REPORTS_DIR", "") or Path(env.str("MINIMALL_VAR", "var")) / "reports")
+    return Path(env.str("ANALYTICS_REPORTS_DIR", "") or var_dir(env) / "reports")
 
 
 def report_retention(env: Env) -> timedelta:

@@ -358,10 +358,18 @@ class ServiceSettings:
         )
 
 
+def var_dir(env: Env, root: Path | None = None) -> Path:
+    """$MINIMALL_VAR (default `var`), the folder of local state: the default SQLite databases, media and reports,
+    `make run`'s keys and logs. A relative one is taken from the working directory; the tools `make` runs from the
+    repository root pass it as `root`, and get it resolved there, where tools/devrun.py runs the services too."""
+    path = Path(env.str("MINIMALL_VAR", "var"))
+    return path if root is None else (root / path).resolve()
+
+
 def database_url(env: Env, service: str) -> str:
     """The service's database: <SERVICE>_DATABASE_URL, by default a SQLite file under $MINIMALL_VAR (var/), where
     `make run` and `make audit` look for it too."""
-    return env.str(f"{service.upper()}_DATABASE_URL", f"sqlite:///{Path(env.str('MINIMALL_VAR', 'var')) / service}.db")
+    return env.str(f"{service.upper()}_DATABASE_URL", f"sqlite:///{var_dir(env) / service}.db")
 
 
 def provider_url(name: str, url: str, environment: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import sys
 import threading
 from pathlib import Path
@@ -14,7 +13,7 @@ from sqlalchemy import Engine
 
 from services.common.auth import service_identity
 from services.common.clients import ServiceClients
-from services.common.config import Env, ServiceSettings
+from services.common.config import Env, ServiceSettings, var_dir
 from services.common.consumer import EventConsumer
 from services.common.db import make_engine
 from services.common.discovery import Discovery
@@ -68,8 +67,10 @@ def order_service(base: ServiceSettings) -> GrpcOrders:
 
 
 def media_dir() -> Path:
-    """MEDIA_DIR (default var/media): where catalogue images are written and the gateway serves them from."""
-    return Path(os.environ.get("MEDIA_DIR") or Path(os.environ.get("MINIMALL_VAR", "var")) / "media")
+    """MEDIA_DIR (default $MINIMALL_VAR/media, var/media): where catalogue images are written and the gateway serves
+    them from."""
+    env = Env()
+    return Path(env.str("MEDIA_DIR", "") or var_dir(env) / "media")
 
 
 def seed_command(base: ServiceSettings, args: argparse.Namespace) -> int:

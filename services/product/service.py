@@ -443,21 +443,14 @@ def _refuse_reservation(sku_id: int, *, on_sale: bool) -> NoReturn:
     raise OutOfStock("OUT_OF_STOCK", "not enough stock for one of the lines", details={"sku_id": sku_id})
 
 
-def confirm_reservation(uow: ProductUnitOfWork, *, order_no: str) -> str:
-    """The order was paid: its reservation becomes a sale (sales counts grow). Replays change nothing."""
-    with uow:
-        status = confirm_held_stock(uow, order_no=order_no)
-        uow.commit()
-    return status
-
-
 OVERSOLD = "OVERSOLD"  # confirm_held_stock: the order was paid for units sold again after its reservation expired
 
 
 def confirm_held_stock(uow: ProductUnitOfWork, *, order_no: str, now: datetime | None = None,
                        orders: Orders | None = None) -> str:
-    """confirm_reservation inside an open unit of work (the order-paid consumer's, or the sweep's for an order the
-    order service says was paid): CONFIRMED, or OVERSOLD.
+    """The order was paid: its reservation becomes a sale (sales counts grow); replays change nothing. Inside an open
+    unit of work (the order-paid consumer's, or the sweep's for an order the order service says was paid):
+    CONFIRMED, or OVERSOLD.
 
     A reservation the sweep put back on sale before the payment was applied (`_swept`) takes its units again, in
     the conditional UPDATE a reservation uses (never below 0). When they were sold meanwhile the order is oversold:

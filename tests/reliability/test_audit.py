@@ -15,7 +15,7 @@ from services.product import service
 from services.product.db import SqlProductUnitOfWork, brands, categories, products, skus, start_mappers, stock_movements
 from services.product.domain import StockLine
 from tests.fixtures.platform import Platform
-from tests.integration.product.conftest import Shelf
+from tests.integration.product.conftest import Shelf, confirm_paid
 from tools.audit import audit, check_coupons, check_outboxes, check_stock, report
 
 NOW = datetime(2026, 12, 6, 8, tzinfo=UTC)
@@ -83,7 +83,7 @@ def test_goods_returned_after_a_sale_audit_clean_and_a_sale_behind_the_ledger_do
     shelf = Shelf(functools.partial(SqlProductUnitOfWork, product, "product"))
     [sku_id] = shelf.sku_ids(shelf.product("保温杯", stock=10))
     service.reserve_stock(shelf.uow(), order_no="O-1", lines=[StockLine(sku_id, 3)], now=NOW)
-    service.confirm_reservation(shelf.uow(), order_no="O-1")
+    confirm_paid(shelf.uow(), "O-1")
     with shelf.uow() as uow:
         service.restock_return(uow, order_no="O-1", case_no="AS-1", lines=[StockLine(sku_id, 1)], now=NOW)
         uow.commit()
@@ -106,7 +106,7 @@ def test_the_audit_reports_a_sku_whose_stock_was_changed_behind_the_ledger(
     [corrupted, intact] = [shelf.sku_ids(shelf.product(name, stock=10))[0] for name in ("保温杯", "饭盒")]
     for sku_id in (corrupted, intact):
         service.reserve_stock(shelf.uow(), order_no=f"O-{sku_id}", lines=[StockLine(sku_id, 3)], now=NOW)
-        service.confirm_reservation(shelf.uow(), order_no=f"O-{sku_id}")
+        confirm_paid(shelf.uow(), f"O-{sku_id}")
     clean = check_stock(product, NOW)
     with product.begin() as conn:  # a write that bypassed the product service: 4 units appear from nowhere
         conn.execute(update(skus).where(skus.c.id == corrupted).values(stock=skus.c.stock + 4))
@@ -120,7 +120,7 @@ def test_the_audit_reports_a_sku_whose_stock_was_changed_behind_the_ledger(
 
 
 def paid(shelf: Shelf, sku_id: int) -> None:
-    service.confirm_reservation(shelf.uow(), order_no="O-1")
+    confirm_paid(shelf.uow(), "O-1")
 
 
 def returned_one(shelf: Shelf, sku_id: int) -> None:

@@ -8,7 +8,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from services.common.config import Env, var_dir
+
 DEFAULT_PORT = 8099
+
+
+def dev_key_dir(env: Env, provider: str) -> str:
+    """Where the simulator keeps a provider's dev key pairs: $MINIMALL_VAR/keys/<provider>-dev."""
+    return str(var_dir(env) / "keys" / f"{provider}-dev")
 
 
 @dataclass(frozen=True)
@@ -30,12 +37,10 @@ class SimulatorConfig:
     wechatpay_apiv3_key: str = field(default="simWechatPayApiV3DevKey000000000", repr=False)  # 32 bytes
     wechatpay_platform_serial: str = "PUB_KEY_ID_0119000001092026000000000000000001"
     # The dev merchant and platform RSA key pairs, generated there at start when missing (never committed).
-    wechatpay_key_dir: str = field(default_factory=lambda: os.path.join(os.environ.get("MINIMALL_VAR") or "var",
-                                                                         "keys", "wechatpay-dev"))
+    wechatpay_key_dir: str = field(default_factory=lambda: dev_key_dir(Env(), "wechatpay"))
     alipay_app_id: str = "2021000000000001"
     # The dev application and Alipay RSA key pairs, generated there at start when missing (never committed).
-    alipay_key_dir: str = field(default_factory=lambda: os.path.join(os.environ.get("MINIMALL_VAR") or "var",
-                                                                      "keys", "alipay-dev"))
+    alipay_key_dir: str = field(default_factory=lambda: dev_key_dir(Env(), "alipay"))
     bankcard_merchant_id: str = "M100000000000001"
     bankcard_secret: str = field(default="simBankcardMerchantSecret0000000000", repr=False)
     wechat_minute_quota: int = 100  # code2session calls per openid per minute, then errcode 45011
@@ -71,9 +76,9 @@ class SimulatorConfig:
             wechatpay_merchant_serial=text("WECHATPAY_MERCHANT_SERIAL", defaults.wechatpay_merchant_serial),
             wechatpay_apiv3_key=text("WECHATPAY_APIV3_KEY", defaults.wechatpay_apiv3_key),
             wechatpay_platform_serial=text("SIM_WECHATPAY_PLATFORM_SERIAL", defaults.wechatpay_platform_serial),
-            wechatpay_key_dir=text("SIM_WECHATPAY_KEY_DIR", defaults.wechatpay_key_dir),
+            wechatpay_key_dir=text("SIM_WECHATPAY_KEY_DIR", dev_key_dir(Env(env), "wechatpay")),
             alipay_app_id=text("ALIPAY_APP_ID", defaults.alipay_app_id),
-            alipay_key_dir=text("SIM_ALIPAY_KEY_DIR", defaults.alipay_key_dir),
+            alipay_key_dir=text("SIM_ALIPAY_KEY_DIR", dev_key_dir(Env(env), "alipay")),
             bankcard_merchant_id=text("BANKCARD_MERCHANT_ID", defaults.bankcard_merchant_id),
             bankcard_secret=text("BANKCARD_SECRET", defaults.bankcard_secret),
             wechat_minute_quota=number("SIM_WECHAT_MINUTE_QUOTA", defaults.wechat_minute_quota),

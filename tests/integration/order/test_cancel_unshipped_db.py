@@ -38,7 +38,7 @@ from services.product.domain import StockLine
 from tests.fakes import HOME, FakeMembers, FakePhones, FakeRefundPayments
 from tests.integration.order.conftest import OrderServer
 from tests.integration.order.test_order_grpc import ALICE, failure, submit
-from tests.integration.product.conftest import Shelf
+from tests.integration.product.conftest import Shelf, confirm_paid
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,7 @@ def test_the_unshipped_units_are_refunded_exactly_restocked_exactly_and_the_orde
     product_id = shelf.product("保温杯", stock=10, price_fen=10_000, colours=("黑", "白"))
     black, white = shelf.sku_ids(product_id)
     products.reserve_stock(shelf.uow(), order_no=ORDER_NO, lines=[StockLine(black, 3), StockLine(white, 1)], now=NOW)
-    products.confirm_reservation(shelf.uow(), order_no=ORDER_NO)  # paid: the units are sold
+    confirm_paid(shelf.uow(), ORDER_NO)  # paid: the units are sold
     # 3 x 10000 (the coupon's category) + 1 x 10001 = 40001; member level 95%: -2000; coupon -1000; freight 800.
     order = new_order(user_id=ALICE, order_no=ORDER_NO, address=HOME, now=NOW, pay_minutes=30, coupon_id=9,
                       lines=[OrderLine(black, product_id, "保温杯", "黑", 10_000, 3, coupon_applied=True),

@@ -23,6 +23,7 @@ from services.product import service
 from services.product.db import SqlProductUnitOfWork, start_mappers
 from services.product.domain import Brand, Category, ProductDraft, SkuDraft
 from services.product.grpc_api import ProductServicer
+from services.product.uow import ProductUnitOfWork
 from services.user.domain import User
 from services.user.tokens import TokenIssuer
 from tests.fakes import HOME
@@ -118,6 +119,15 @@ def place_order(order_uow: Callable[[], order_db.SqlOrderUnitOfWork], order_no: 
     with order_uow() as tx:
         tx.orders.add(order)
         tx.commit()
+
+
+def confirm_paid(uow: ProductUnitOfWork, order_no: str) -> str:
+    """Order `order_no` was paid, as the order-paid consumer applies it (services/product/consumers.py): its
+    reservation becomes a sale, in a transaction of its own. CONFIRMED, or OVERSOLD."""
+    with uow:
+        status = service.confirm_held_stock(uow, order_no=order_no)
+        uow.commit()
+    return status
 
 
 class Shelf:

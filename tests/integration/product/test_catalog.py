@@ -10,7 +10,7 @@ from services.common.outbox import outbox
 from services.product import service
 from services.product.db import skus
 from services.product.domain import MAX_SPECS, SPEC_NAME_MAX, SPEC_VALUE_MAX, ProductDraft, SkuDraft, StockLine
-from tests.integration.product.conftest import Shelf, UowFactory
+from tests.integration.product.conftest import Shelf, UowFactory, confirm_paid
 
 pytestmark = pytest.mark.integration
 
@@ -225,7 +225,7 @@ def test_sorting_by_sales_puts_the_best_seller_first(shelf: Shelf, uow: UowFacto
     hit = shelf.product("爆款")
     shelf.product("新品")
     service.reserve_stock(uow(), order_no="O1", lines=[StockLine(shelf.sku_ids(hit)[0], 3)])
-    service.confirm_reservation(uow(), order_no="O1")
+    confirm_paid(uow(), "O1")
 
     assert names(uow, sort="sales") == ["爆款", "新品", "冷门"]  # ties (0 sold): newest first
 

@@ -28,7 +28,7 @@ from services.product.domain import RESERVATION_TTL, StockLine
 from services.product.grpc_api import ProductServicer
 from tests.fakes import FakeOrders
 from tests.fixtures.keys import JwtKeys, service_token
-from tests.integration.product.conftest import T0, Shelf, UowFactory, place_order
+from tests.integration.product.conftest import T0, Shelf, UowFactory, confirm_paid, place_order
 
 pytestmark = pytest.mark.integration
 
@@ -164,7 +164,7 @@ def test_confirm_replays_count_sales_once_and_release_then_changes_nothing(
     [sku_id] = shelf.sku_ids(product_id)
     reserve(stub, "O1", (sku_id, 4))
 
-    confirmed = [service.confirm_reservation(pg_uow(), order_no="O1") for _ in range(3)]  # order-paid, replayed
+    confirmed = [confirm_paid(pg_uow(), "O1") for _ in range(3)]  # order-paid, replayed
     release = outcome(lambda: stub.ReleaseReservation(product_pb2.ReservationRef(order_no="O1")))
     replay = reserve(stub, "O1", (sku_id, 4))
 
@@ -183,7 +183,7 @@ def test_release_replays_put_stock_back_once(shelf: Shelf, stub: product_pb2_grp
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = set(pool.map(lambda _: stub.ReleaseReservation(ref).status, range(8)))
     with pytest.raises(Conflict) as paid_after:
-        service.confirm_reservation(pg_uow(), order_no="O1")
+        confirm_paid(pg_uow(), "O1")
 
     assert (statuses, shelf.stock(product_id), paid_after.value.code) == ({"RELEASED"}, [10], "RESERVATION_RELEASED")
 

@@ -135,7 +135,7 @@ def sell_expired_units_to_another_order(shelf: Shelf, orders: FakeOrders, sku_id
     """The sweep expires O1's 3 units (its payment unknown to the order service yet) and O2 buys 9 of the 10."""
     service.release_expired_reservations(shelf.uow, orders, now=AFTER_TTL)
     service.reserve_stock(shelf.uow(), order_no="O2", lines=[StockLine(sku_id, 9)], now=AFTER_TTL)
-    service.confirm_reservation(shelf.uow(), order_no="O2")
+    consume(shelf, OrderPaid(order_no="O2"))
 
 
 def test_a_late_order_paid_for_units_sold_since_is_oversold_once_and_not_retried(
@@ -193,7 +193,7 @@ def test_a_late_order_paid_for_units_the_old_sweep_released_and_sold_since_is_ov
     product_id, sku_id = phone
     swept_as_the_old_sweep_did(shelf, pg_engine, orders)
     service.reserve_stock(shelf.uow(), order_no="O2", lines=[StockLine(sku_id, 9)], now=AFTER_TTL)
-    service.confirm_reservation(shelf.uow(), order_no="O2")
+    consume(shelf, OrderPaid(order_no="O2"))
     before = metric("mall_stock_oversold_units_total")
 
     consume(shelf, OrderPaid(order_no="O1"))
@@ -263,7 +263,7 @@ def test_a_late_order_paid_for_units_released_before_the_ledger_and_sold_since_i
         shelf: Shelf, pg_engine: Engine, orders: FakeOrders) -> None:
     product_id, sku_id = released_before_the_ledger(shelf, pg_engine)
     service.reserve_stock(shelf.uow(), order_no="O2", lines=[StockLine(sku_id, 9)], now=AFTER_TTL)
-    service.confirm_reservation(shelf.uow(), order_no="O2")
+    consume(shelf, OrderPaid(order_no="O2"))
     orders.place("O1", "SHIPPED", paid=True)
     before = metric("mall_stock_oversold_units_total")
 

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, event
 from services.product import service
 from services.product.domain import StockLine
 from tests.fixtures.postgres import wait_until_blocked
-from tests.integration.product.conftest import Shelf, UowFactory
+from tests.integration.product.conftest import Shelf, UowFactory, confirm_paid
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +77,7 @@ def test_an_admin_edit_and_the_order_paid_confirmation_of_its_sku_never_deadlock
     service.reserve_stock(pg_uow(), order_no="X", lines=[StockLine(black, 2), StockLine(white, 3)])
 
     def confirm() -> object:
-        return service.confirm_reservation(pg_uow(), order_no="X")
+        return confirm_paid(pg_uow(), "X")
 
     def edit() -> object:
         view = service.update_product(pg_uow(), actor_id=7, product_id=phone, version=1,
@@ -121,8 +121,8 @@ def test_two_confirmations_of_orders_spanning_two_products_in_opposite_sku_order
     service.reserve_stock(pg_uow(), order_no="Y", lines=[StockLine(white, 4), StockLine(blue, 8)])
 
     # X has sold its first SKU (and, taking locks as it went, its product) and is about to sell its second
-    pause = PauseBefore(pg_engine, "UPDATE skus", lambda: service.confirm_reservation(pg_uow(), order_no="Y"), nth=2)
-    answers = [attempt(lambda: service.confirm_reservation(pg_uow(), order_no="X")), pause.outcome()]
+    pause = PauseBefore(pg_engine, "UPDATE skus", lambda: confirm_paid(pg_uow(), "Y"), nth=2)
+    answers = [attempt(lambda: confirm_paid(pg_uow(), "X")), pause.outcome()]
 
     products = [service.get_admin_product(pg_uow(), product_id=p).product for p in (phone, kettle)]
     assert answers == ["CONFIRMED", "CONFIRMED"]

@@ -11,7 +11,7 @@ from services.product import service
 from services.product.db import skus
 from services.product.domain import StockLine
 from services.product.grpc_api import product_message
-from tests.integration.product.conftest import Shelf, UowFactory
+from tests.integration.product.conftest import Shelf, UowFactory, confirm_paid
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +47,7 @@ def test_units_returned_to_a_sku_retired_since_are_shown_and_an_edit_sending_sku
     phone = shelf.product("手机", colours=("黑", "白"), stock=5)
     black, white = shelf.sku_ids(phone)
     service.reserve_stock(uow(), order_no="O1", lines=[StockLine(white, 2)])
-    service.confirm_reservation(uow(), order_no="O1")
+    confirm_paid(uow(), "O1")
     service.adjust_stock(uow(), actor_id=7, product_id=phone, sku_id=white, delta=-3, reason="清仓")
     service.update_product(uow(), actor_id=7, product_id=phone, version=1, draft=shelf.draft("手机", colours=("黑",)))
     with uow() as tx:  # the buyer of O1 sends the two 白 back: after-sales restocks them

@@ -102,7 +102,6 @@ def test_reserve_confirm_and_release_move_units_between_buckets_once_each(shelf:
         service.reserve_stock(shelf.uow(), order_no=order_no, lines=[StockLine(sku_id, units)], now=T0)
         service.reserve_stock(shelf.uow(), order_no=order_no, lines=[StockLine(sku_id, units)], now=T0)  # replay
     for _ in range(2):  # each replayed: no second movement
-        service.confirm_reservation(shelf.uow(), order_no="PAID")
         consume(shelf, OrderPaid(order_no="PAID"))
         service.release_reservation(shelf.uow(), order_no="CANCELLED")
         consume(shelf, OrderCancelled(order_no="CANCELLED", was_paid=False))
@@ -143,7 +142,7 @@ def test_a_paid_cancellation_and_an_after_sales_return_take_units_out_of_sold(sh
     [sku_id] = shelf.sku_ids(product_id)
     for order_no in ("CANCELLED", "RETURNED"):
         service.reserve_stock(shelf.uow(), order_no=order_no, lines=[StockLine(sku_id, 3)], now=T0)
-        service.confirm_reservation(shelf.uow(), order_no=order_no)
+        consume(shelf, OrderPaid(order_no=order_no))
 
     consume(shelf, OrderCancelled(order_no="CANCELLED", was_paid=True))
     consume(shelf, OrderCancelled(order_no="CANCELLED", was_paid=True))  # republished: nothing more

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import make_url
 
 from services.common.alipay import AlipaySettings
 from services.common.bankcard import BankcardSettings
@@ -15,9 +16,11 @@ from services.common.config import (
     KafkaSettings,
     PruneSettings,
     ServiceSettings,
+    database_url,
     grpc_target,
     provider_url,
     read_key,
+    var_dir,
 )
 from services.common.discovery import Discovery
 from services.common.wechatpay import WechatPaySettings
@@ -134,6 +137,30 @@ def test_the_default_sqlite_database_lies_under_minimall_var_where_make_audit_re
 
     assert ServiceSettings.from_env("order", environ).database_url == "sqlite:////srv/mall-state/order.db"
     assert database_urls(environ)["order"] == "sqlite:////srv/mall-state/order.db"
+
+
+@pytest.mark.parametrize(("environ", "under_root"), [
+    ({}, "var/order.db"), ({"MINIMALL_VAR": ""}, "var/order.db"), ({"MINIMALL_VAR": "state"}, "state/order.db"),
+    ({"MINIMALL_VAR": "/srv/mall-state"}, "/srv/mall-state/order.db"),
+], ids=["unset", "empty", "relative", "absolute"])
+def test_a_service_make_run_and_make_audit_find_the_same_sqlite_file(
+        environ: dict[str, str], under_root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools import devrun
+    from tools.audit import database_urls
+
+    monkeypatch.chdir(devrun.ROOT)  # where make runs the tools, and devrun its services
+    monkeypatch.delenv("MINIMALL_VAR", raising=False)
+    monkeypatch.delenv("ORDER_DATABASE_URL", raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(devrun, "ensure_keys", lambda var: (var / "keys" / "private.pem", var / "keys" / "public.pem"))
+    children = devrun.platform_env(var_dir(Env(), root=devrun.ROOT))  # the folder devrun.main() runs in
+
+    found = {"a service": database_url(Env(environ), "order"), "make audit": database_urls(environ)["order"],
+             "make run": children["ORDER_DATABASE_URL"], "make run's service": database_url(Env(children), "order")}
+
+    assert {who: Path(make_url(url).database or "").resolve() for who, url in found.items()} == dict.fromkeys(
+        found, devrun.ROOT / under_root)
 
 
 def test_defaults_need_no_consul_and_log_at_info(default_key_in_cwd: Path) -> None:

@@ -51,7 +51,9 @@ def test_the_in_memory_ledger_balances_after_a_reservation_is_paid(uow: FakeProd
     product_id = use_cases.on_sale(uow)
     black, _ = use_cases.sku_ids(uow, product_id)
     service.reserve_stock(uow, order_no="O1", lines=[StockLine(black, 3)], now=use_cases.T0)
-    service.confirm_reservation(uow, order_no="O1")
+    with uow:  # the order-paid consumer's transaction
+        service.confirm_held_stock(uow, order_no="O1")
+        uow.commit()
 
     assert ([m.kind for m in uow.stock.ledger], service.check_stock_ledger(uow)) == (
         ["initial", "initial", "reserve", "confirm"], (2, []))

@@ -296,7 +296,11 @@ def test_confirming_counts_sales_once(uow: FakeProductUnitOfWork) -> None:
     black, _ = sku_ids(uow, product_id)
     service.reserve_stock(uow, order_no="O1", lines=[StockLine(black, 3)], now=T0)
 
-    statuses = [service.confirm_reservation(uow, order_no="O1") for _ in range(2)]
+    statuses = []
+    for _ in range(2):  # order-paid, applied again: each time in the consumer's transaction
+        with uow:
+            statuses.append(service.confirm_held_stock(uow, order_no="O1"))
+            uow.commit()
 
     product = uow.products.items[product_id]
     assert (statuses, product.sales, product.skus[0].sales, product.skus[0].stock) == (
@@ -315,17 +319,6 @@ def test_releasing_puts_stock_back_once(uow: FakeProductUnitOfWork) -> None:
 
 def test_releasing_an_order_that_never_reserved_answers_none(uow: FakeProductUnitOfWork) -> None:
     assert service.release_reservation(uow, order_no="NEVER") == "NONE"
-
-
-def test_a_released_reservation_cannot_be_confirmed(uow: FakeProductUnitOfWork) -> None:
-    product_id = on_sale(uow)
-    service.reserve_stock(uow, order_no="O1", lines=[StockLine(sku_ids(uow, product_id)[0], 1)], now=T0)
-    service.release_reservation(uow, order_no="O1")
-
-    with pytest.raises(Conflict) as raised:
-        service.confirm_reservation(uow, order_no="O1")
-
-    assert raised.value.code == "RESERVATION_RELEASED"
 
 
 def test_the_sweep_releases_only_expired_reservations(uow: FakeProductUnitOfWork) -> None:

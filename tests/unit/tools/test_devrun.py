@@ -189,3 +189,19 @@ def test_a_service_token_in_the_callers_environment_is_not_handed_to_every_child
     monkeypatch.setenv("SERVICE_TOKEN", "someone-elses")
 
     assert "SERVICE_TOKEN" not in devrun.platform_env(tmp_path)
+
+
+def test_the_simulators_dev_keys_lie_in_make_runs_folder_whatever_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MINIMALL_VAR", "SIM_WECHATPAY_KEY_DIR", "SIM_ALIPAY_KEY_DIR", "WECHATPAY_MERCHANT_KEY_FILE",
+                 "ALIPAY_APP_PRIVATE_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    var, elsewhere = tmp_path / "var", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    env = devrun.platform_env(var)
+
+    assert (env["MINIMALL_VAR"], env["WECHATPAY_MERCHANT_KEY_FILE"], env["ALIPAY_APP_PRIVATE_KEY_FILE"]) == (
+        str(var), str(var / "keys" / "wechatpay-dev" / "merchant-private.pem"),
+        str(var / "keys" / "alipay-dev" / "merchant-private.pem"))
