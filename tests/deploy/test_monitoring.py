@@ -166,6 +166,19 @@ def test_every_alert_has_a_severity_and_a_summary() -> None:
                 assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
 
 
+def test_every_alert_has_a_runbook() -> None:
+    missing = [rule["alert"] for group in rule_groups() for rule in group["rules"]
+               if "alert" in rule and not rule["annotations"].get("runbook", "").strip()]
+    assert missing == []
+
+
+def test_the_runbooks_name_only_metrics_the_code_exports() -> None:
+    runbooks = [rule["annotations"]["runbook"] for group in rule_groups() for rule in group["rules"]
+                if "runbook" in rule.get("annotations", {})]
+    named = {name for runbook in runbooks for name in re.findall(r"\bmall_[a-z0-9_]+", runbook)}
+    assert named and named - exported_metrics() == set()
+
+
 def test_promtool_accepts_the_rules() -> None:
     result = promtool("check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
