@@ -214,6 +214,9 @@ coupons = Table(
 
 # The domain's coupon rules in SQL, on coupons joined with their templates, so that lists filter, page and count in
 # the database; tests/integration/member/test_coupon_status_rule.py holds each to its domain twin on the boundaries.
+coupons_with_templates = coupons.join(coupon_templates, coupon_templates.c.id == coupons.c.template_id)
+
+
 def shown_coupon_status(now: datetime) -> ColumnElement[str]:
     """Coupon.shown_status: an available coupon is expired from its template's valid_to on."""
     return case((and_(coupons.c.status == CouponStatus.AVAILABLE.value, coupon_templates.c.valid_to <= now),
@@ -224,6 +227,7 @@ def usable_coupon(now: datetime) -> ColumnElement[bool]:
     """Coupon.usable: available, its template started (valid_from, inclusive) and not ended (valid_to, exclusive)."""
     return and_(coupons.c.status == CouponStatus.AVAILABLE.value, coupon_templates.c.valid_from <= now,
                 coupon_templates.c.valid_to > now)
+
 
 # Coupon locks the expiry sweep released (services.member.domain.CHECKOUT_HOLD_TTL), by the order that held them;
 # coupon_id NO_COUPON (domain): an order released before it locked any, whose late LockCoupon is refused.
@@ -722,9 +726,6 @@ class SqlCouponRepository:
         rows = self.session.execute(select(Coupon, CouponTemplate).select_from(coupons_with_templates).where(*where)
                                     .order_by(coupons.c.id.desc()).offset(offset).limit(limit)).all()
         return [(row[0], row[1]) for row in rows]
-
-
-coupons_with_templates = coupons.join(coupon_templates, coupon_templates.c.id == coupons.c.template_id)
 
 
 def _shown_as(user_id: int, status: str, now: datetime) -> list[ColumnElement[bool]]:
