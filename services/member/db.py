@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    and_,
     case,
     func,
     insert,
@@ -28,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, registry
+from sqlalchemy.sql import ColumnElement
 
 from services.common.db import (
     BigId,
@@ -208,6 +210,24 @@ coupons = Table(
     Index("ix_coupons_status_locked", "status", "locked_at"),  # the expiry sweep's
     Index("ix_coupons_template_status", "template_id", "status"),  # staff's counts by template (migration 0018)
 )
+
+
+# The domain's coupon rules in SQL, on coupons joined with their templates, so that lists filter, page and count in
+# the database; tests/integration/member/test_coupon_status_rule.py holds each to its domain twin on the boundaries.
+coupons_with_templates = coupons.join(coupon_templates, coupon_templates.c.id == coupons.c.template_id)
+
+
+def shown_coupon_status(now: datetime) -> ColumnElement[str]:
+    """Coupon.shown_status: an available coupon is expired from its template's valid_to on."""
+    return case((and_(coupons.c.status == CouponStatus.AVAILABLE.value, coupon_templates.c.valid_to <= now),
+                 CouponStatus.EXPIRED.value), else_=coupons.c.status)
+
+
+def usable_coupon(now: datetime) -> ColumnElement[bool]:
+    """Coupon.usable: available, its template started (valid_from, inclusive) and not ended (valid_to, exclusive)."""
+    return and_(coupons.c.status == CouponStatus.AVAILABLE.value, coupon_templates.c.valid_from <= now,
+                coupon_templates.c.valid_to > now)
+
 
 # Coupon locks the expiry sweep released (services.member.domain.CHECKOUT_HOLD_TTL), by the order that held them;
 # coupon_id NO_COUPON (domain): an order released before it locked any, whose late LockCoupon is refused.
@@ -689,11 +709,28 @@ class SqlCouponRepository:
             self.session.delete(expired)
             self.session.flush()
 
-    def of_user(self, user_id: int) -> list[tuple[Coupon, CouponTemplate]]:
-        rows = self.session.execute(select(Coupon, CouponTemplate)
-                                    .join(CouponTemplate, coupon_templates.c.id == coupons.c.template_id)
-                                    .where(coupons.c.user_id == user_id).order_by(coupons.c.id.desc())).all()
+    def of_user(self, user_id: int, *, status: str, now: datetime, offset: int,
+                limit: int) -> tuple[list[tuple[Coupon, CouponTemplate]], int]:
+        found = self._read(_shown_as(user_id, status, now), offset, limit)
+        return found, self.count_of_user(user_id, status=status, now=now)
+
+    def count_of_user(self, user_id: int, *, status: str, now: datetime) -> int:
+        return self.session.execute(select(func.count()).select_from(coupons_with_templates)
+                                    .where(*_shown_as(user_id, status, now))).scalar_one()
+
+    def usable_of_user(self, user_id: int, now: datetime) -> list[tuple[Coupon, CouponTemplate]]:
+        return self._read([coupons.c.user_id == user_id, usable_coupon(now)], 0, None)
+
+    def _read(self, where: list[ColumnElement[bool]], offset: int,
+              limit: int | None) -> list[tuple[Coupon, CouponTemplate]]:
+        rows = self.session.execute(select(Coupon, CouponTemplate).select_from(coupons_with_templates).where(*where)
+                                    .order_by(coupons.c.id.desc()).offset(offset).limit(limit)).all()
         return [(row[0], row[1]) for row in rows]
+
+
+def _shown_as(user_id: int, status: str, now: datetime) -> list[ColumnElement[bool]]:
+    """The user's coupons the shopper sees in `status` now ("" = every status)."""
+    return [coupons.c.user_id == user_id] + ([shown_coupon_status(now) == status] if status else [])
 
 
 class SqlWithdrawalRepository:

@@ -618,10 +618,18 @@ class Coupon:
     locked_at: datetime | None = None   # when `order_no` locked it (the expiry sweep's clock)
     id: int | None = None
 
+    # These two rules are also read in SQL, to filter, page and count in the database (services.member.db
+    # shown_coupon_status, usable_coupon); tests/integration/member/test_coupon_status_rule.py holds them in step.
     def shown_status(self, template: CouponTemplate, now: datetime) -> str:
+        """The status the shopper sees now: an available coupon is expired from its template's valid_to on."""
         if self.status == CouponStatus.AVAILABLE and now >= template.valid_to:
             return CouponStatus.EXPIRED
         return self.status
+
+    def usable(self, template: CouponTemplate, now: datetime) -> bool:
+        """Whether an order may take it now, its lines permitting (CouponTemplate.quote): available, its template
+        started (valid_from, inclusive) and not ended (valid_to, exclusive)."""
+        return self.status == CouponStatus.AVAILABLE and template.valid_from <= now < template.valid_to
 
     def lock(self, order_no: str, discount_fen: int, now: datetime) -> None:
         if self.status != CouponStatus.AVAILABLE:

@@ -179,10 +179,9 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
         return _coupon(service.CouponView(coupon, template, coupon.shown_status(template, utcnow())))
 
     def ListCoupons(self, request: pb.ListCouponsRequest, context: grpc.ServicerContext) -> pb.ListCouponsResponse:
-        views = service.list_coupons(self.uow(), user_id=require_caller().user_id, status=request.status)
-        page = _page(request)
-        return pb.ListCouponsResponse(coupons=[_coupon(v) for v in views[page["offset"]:page["offset"] + page["limit"]]],
-                                      total=len(views))
+        views, total = service.list_coupons(self.uow(), user_id=require_caller().user_id, status=request.status,
+                                            **_page(request))
+        return pb.ListCouponsResponse(coupons=[_coupon(v) for v in views], total=total)
 
     def QuoteCoupons(self, request: pb.QuoteCouponsRequest, context: grpc.ServicerContext) -> pb.QuoteCouponsResponse:
         quotes = service.quote_coupons(self.uow(), user_id=require_caller().user_id, lines=_lines(request.lines),

@@ -200,8 +200,7 @@ def discount_bp(uow: MemberUnitOfWork, *, user_id: int, now: datetime | None = N
 
 
 def _summary(uow: MemberUnitOfWork, member: Member, now: datetime) -> MemberSummary:
-    available = sum(1 for coupon, template in uow.coupons.of_user(member.user_id)
-                    if coupon.shown_status(template, now) == CouponStatus.AVAILABLE)
+    available = uow.coupons.count_of_user(member.user_id, status=CouponStatus.AVAILABLE, now=now)
     return MemberSummary(member=member, now=now, points=uow.ledger.balance(member.user_id, Account.POINTS),
                          balance_fen=uow.ledger.balance(member.user_id, Account.AVAILABLE),
                          pending_fen=uow.ledger.balance(member.user_id, Account.PENDING),
@@ -769,17 +768,17 @@ class CouponView:
     status: str
 
 
-def list_coupons(uow: MemberUnitOfWork, *, user_id: int, status: str = "",
-                 now: datetime | None = None) -> list[CouponView]:
-    """The user's coupons, newest first, with the status they show now (available, locked, used, expired)."""
+def list_coupons(uow: MemberUnitOfWork, *, user_id: int, status: str = "", offset: int, limit: int,
+                 now: datetime | None = None) -> tuple[list[CouponView], int]:
+    """A page of the user's coupons, newest first, with the status they show now (available, locked, used, expired;
+    "" = every status, else those showing `status`), and how many there are."""
     now = now or utcnow()
     if status and status not in set(CouponStatus):
         raise InvalidInput("STATUS_INVALID", "unknown coupon status", details={"status": "invalid"})
     with uow:
-        views = [CouponView(coupon, template, coupon.shown_status(template, now))
-                 for coupon, template in uow.coupons.of_user(user_id)]
+        found, total = uow.coupons.of_user(user_id, status=status, now=now, offset=offset, limit=limit)
         uow.commit()  # ends the read without expiring what it loaded (a rollback would)
-    return [view for view in views if not status or view.status == status]
+    return [CouponView(coupon, template, coupon.shown_status(template, now)) for coupon, template in found], total
 
 
 @dataclass(frozen=True)
@@ -791,18 +790,28 @@ class CouponQuote:
 
 def quote_coupons(uow: MemberUnitOfWork, *, user_id: int, lines: list[OrderLine], coupon_id: int = 0,
                   now: datetime | None = None) -> list[CouponQuote]:
-    """What each of the user's coupons (or just `coupon_id`) would take off these lines, or why it can't."""
+    """What `coupon_id` would take off these lines, or why it can't (COUPON_EXPIRED, COUPON_NOT_AVAILABLE, ...); or,
+    without one, what each of the user's coupons usable now (Coupon.usable) would, newest first: the checkout's
+    offer, read without the used, locked, expired and not yet started ones years of campaigns leave behind."""
     now = now or utcnow()
-    views = [view for view in list_coupons(uow, user_id=user_id, now=now)
-             if (view.coupon.id == coupon_id if coupon_id else view.status != CouponStatus.USED)]
-    if coupon_id and not views:
-        raise coupon_not_found()
+    with uow:
+        if coupon_id:
+            coupon = uow.coupons.get(coupon_id)
+            if coupon is None or coupon.user_id != user_id:
+                raise coupon_not_found()
+            template = uow.coupons.template(coupon.template_id)
+            assert template is not None
+            found = [(coupon, template)]
+        else:
+            found = uow.coupons.usable_of_user(user_id, now)
+        uow.commit()  # ends the read without expiring what it loaded (a rollback would)
     quotes = []
-    for view in views:
+    for coupon, template in found:
+        view = CouponView(coupon, template, coupon.shown_status(template, now))
         if view.status in (CouponStatus.LOCKED, CouponStatus.USED):
             quotes.append(CouponQuote(view, 0, "COUPON_NOT_AVAILABLE"))
             continue
-        discount, reason = view.template.quote(lines, now)
+        discount, reason = template.quote(lines, now)
         quotes.append(CouponQuote(view, discount, reason))
     return quotes
 

@@ -149,8 +149,16 @@ class CouponRepository(Protocol):
     def by_order(self, order_no: str, *, lock: bool = False) -> Coupon | None:
         """The coupon the order holds; `lock` serialises the order's coupon changes, also before there is one."""
 
-    def of_user(self, user_id: int) -> list[tuple[Coupon, CouponTemplate]]:
-        """Every coupon of the user with its template, newest first."""
+    def of_user(self, user_id: int, *, status: str, now: datetime, offset: int,
+                limit: int) -> tuple[list[tuple[Coupon, CouponTemplate]], int]:
+        """A page of the user's coupons the shopper sees in `status` at `now` (Coupon.shown_status; "" = every
+        status), newest first, each with its template; and how many there are."""
+
+    def count_of_user(self, user_id: int, *, status: str, now: datetime) -> int:
+        """How many of the user's coupons the shopper sees in `status` at `now` ("" = every status)."""
+
+    def usable_of_user(self, user_id: int, now: datetime) -> list[tuple[Coupon, CouponTemplate]]:
+        """The user's coupons an order may take at `now` (Coupon.usable), newest first, each with its template."""
 
     def date_undated_locks(self, now: datetime) -> None:
         """Give locked coupons without a lock time (locked by a release before lock times) `now` as theirs."""

@@ -263,7 +263,18 @@ class FakeCouponRepository:
     def remove_expired_lock(self, order_no: str) -> None:
         self.expired_locks.pop(order_no, None)
 
-    def of_user(self, user_id: int) -> list[tuple[Coupon, CouponTemplate]]:
+    def of_user(self, user_id: int, *, status: str, now: datetime, offset: int,
+                limit: int) -> tuple[list[tuple[Coupon, CouponTemplate]], int]:
+        found = [(c, t) for c, t in self._newest_first(user_id) if not status or c.shown_status(t, now) == status]
+        return found[offset:offset + limit], len(found)
+
+    def count_of_user(self, user_id: int, *, status: str, now: datetime) -> int:
+        return self.of_user(user_id, status=status, now=now, offset=0, limit=0)[1]
+
+    def usable_of_user(self, user_id: int, now: datetime) -> list[tuple[Coupon, CouponTemplate]]:
+        return [(c, t) for c, t in self._newest_first(user_id) if c.usable(t, now)]
+
+    def _newest_first(self, user_id: int) -> list[tuple[Coupon, CouponTemplate]]:
         return [(c, self.templates[c.template_id]) for c in sorted(self.coupons.values(), key=lambda c: -(c.id or 0))
                 if c.user_id == user_id]
 

@@ -196,7 +196,8 @@ def shopper_with_an_order_using_a_coupon_and_points(uow: FakeMemberUnitOfWork, *
 
 
 def coupon_status(uow: FakeMemberUnitOfWork, coupon_id: int, now: datetime) -> tuple[str, str | None]:
-    [view] = [view for view in service.list_coupons(uow, user_id=ALICE, now=now) if view.coupon.id == coupon_id]
+    [view] = [view for view in service.list_coupons(uow, user_id=ALICE, offset=0, limit=20, now=now)[0]
+                   if view.coupon.id == coupon_id]
     return view.status, view.coupon.order_no
 
 

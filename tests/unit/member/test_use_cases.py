@@ -547,15 +547,17 @@ def test_a_line_without_a_path_is_matched_on_its_own_category_as_before(uow: Fak
     assert (quote.discount_fen, quote.reason) == (600, "")
 
 
-def test_an_expired_coupon_is_listed_as_expired_and_refused_at_preview(uow: FakeMemberUnitOfWork) -> None:
+def test_an_expired_coupon_is_listed_as_expired_refused_at_preview_and_not_offered(uow: FakeMemberUnitOfWork) -> None:
     template_id = template(uow, valid_to=NOW + timedelta(hours=1))
-    service.claim_coupon(uow, user_id=ALICE, template_id=template_id, now=NOW)
+    coupon, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template_id, now=NOW)
     later = NOW + timedelta(hours=2)
 
-    views = service.list_coupons(uow, user_id=ALICE, now=later)
-    quotes = service.quote_coupons(uow, user_id=ALICE, lines=[OrderLine(1, 10_000)], now=later)
+    views, _ = service.list_coupons(uow, user_id=ALICE, offset=0, limit=20, now=later)
+    quotes = service.quote_coupons(uow, user_id=ALICE, lines=[OrderLine(1, 10_000)], coupon_id=coupon.id or 0,
+                                   now=later)
+    offered = service.quote_coupons(uow, user_id=ALICE, lines=[OrderLine(1, 10_000)], now=later)
 
-    assert ([v.status for v in views], [q.reason for q in quotes]) == (["expired"], ["COUPON_EXPIRED"])
+    assert ([v.status for v in views], [q.reason for q in quotes], offered) == (["expired"], ["COUPON_EXPIRED"], [])
 
 
 def test_claims_stop_at_the_total_and_at_the_per_user_limit(uow: FakeMemberUnitOfWork) -> None:
@@ -579,7 +581,7 @@ def test_a_retried_claim_with_its_key_answers_the_first_coupon_and_issues_no_sec
     retried, _ = service.claim_coupon(uow, user_id=ALICE, template_id=template_id, idempotency_key="tap-1", now=NOW)
 
     assert (retried.id, first.id) == (1, 1)
-    assert ([v.coupon.id for v in service.list_coupons(uow, user_id=ALICE, now=NOW)],
+    assert ([v.coupon.id for v in service.list_coupons(uow, user_id=ALICE, offset=0, limit=20, now=NOW)[0]],
             service.coupon_template(uow, template_id=template_id).issued) == ([1], 1)
 
 
