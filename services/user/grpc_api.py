@@ -206,7 +206,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         actor = require_caller(*USER_FINDERS)
         search = UserSearch(phone=request.phone, user_id=request.user_id, nickname_prefix=request.nickname_prefix,
                             **page(request))
-        found, total = service.search_users(self.uow(), actor_id=actor.user_id, search=search)
+        found, total = service.search_users(self.uow(), self.vault, actor_id=actor.user_id, search=search)
         return user_pb2.SearchUsersResponse(users=[_user(user, user.role_set) for user in found], total=total)
 
     def SetUserRoles(self, request: user_pb2.SetUserRolesRequest,

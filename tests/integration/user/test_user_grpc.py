@@ -413,6 +413,24 @@ def test_staff_who_serve_shoppers_find_users_masked_and_the_search_is_audited_as
             (accounts["operator"].id, "phone=139****0002", str(accounts["bob"].id))]
 
 
+def test_probes_of_a_users_hidden_digits_answer_masked_and_are_audited_apart(stub, as_user, accounts,
+                                                                              pg_engine: Engine) -> None:
+    bob = accounts["bob"].id or 0
+    vault = IdentityVault(IdentityKeys.derived_for_dev(b"test"))
+
+    right = stub.SearchUsers(user_pb2.SearchUsersRequest(phone="13900000002", user_id=bob),
+                             metadata=as_user("operator"))
+    wrong = stub.SearchUsers(user_pb2.SearchUsersRequest(phone="13900010002", user_id=bob),
+                             metadata=as_user("operator"))
+
+    assert ([u.phone_masked for u in right.users], wrong.total) == (["139****0002"], 0)
+    with pg_engine.connect() as conn:
+        assert conn.execute(select(user_lookups.c.criteria, user_lookups.c.phone_fingerprint)
+                            .order_by(user_lookups.c.id)).all() == [
+            (f"phone=139****0002 id={bob}", vault.phone_fingerprint("13900000002")),
+            (f"phone=139****0002 id={bob}", vault.phone_fingerprint("13900010002"))]
+
+
 def test_bind_phone_binds_for_the_caller_of_the_token_and_answers_the_masked_profile(
         stub, as_user, accounts, wechat: FakeWechat, pg_uow: Callable[[], SqlUserUnitOfWork]) -> None:
     with pg_uow() as tx:
