@@ -621,7 +621,8 @@ def openapi_spec(app: Any) -> dict[str, Any]:
             entry["x-roles"] = sorted(op.roles)  # machine-readable: the battery generates its 403 checks from it
         if op.limits:
             notes.append("Rate limits (sliding windows): " + "; ".join(
-                f"{lim.count} in any {lim.seconds}s per {lim.key}" for lim in op.limits)
+                f"{lim.count} in any {lim.seconds}s per {lim.key}" + (f" ({lim.scope}: counted with other routes)" if lim.scope else "")
+                for lim in op.limits)
                 + " (429 RATE_LIMITED with Retry-After).")
         if notes:
             entry["description"] = " ".join(notes)

@@ -47,11 +47,15 @@ class Limit:
     caller's user id: never a body field of that name), a JSON body field such as "phone", or several joined by "+"
     ("phone+ip": per phone from each address). A request lacking any part is not counted under this limit (an
     anonymous caller under "user"). Body fields are read only after the body validated.
+
+    Each route counts apart, unless `scope` names a count that the routes declaring it share (two routes serving
+    one search must not allow twice the searches).
     """
 
     key: str
     count: int
     seconds: int
+    scope: str = ""
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -344,7 +348,7 @@ class RateLimiter:
         if not all(parts):
             return None
         digest = hmac.new(self.key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()[:24]
-        return f"{endpoint}:{limit.key}/{limit.seconds}:{digest}"  # a global limit's holds GLOBAL_BUCKET
+        return f"{limit.scope or endpoint}:{limit.key}/{limit.seconds}:{digest}"  # a global limit's holds GLOBAL_BUCKET
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from mall.user.v1.user_pb2_grpc import UserServiceStub
 from pydantic import Field
 
 from gateway.api import MAX_ID, Body, Page, PageQuery, operation, service
+from gateway.ratelimit import DAY, Limit
 from gateway.routes.auth import NewPassword, SessionsEnded, UserSummary
 from services.common import formats
 from services.common.auth import USER_FINDERS, Role
@@ -47,16 +48,22 @@ class StaffUserOut(UserSummary):
         return cls(**UserSummary.from_proto(user).model_dump(), created_at=user.created_at.ToDatetime(tzinfo=UTC))
 
 
+# Phones answer masked, and an exact phone with an id says whether that is the user's number: with no ceiling, 10^4
+# guesses of a masked phone's middle digits unmask it. A customer-service agent searches a few times per conversation,
+# far below these; a staff member who reaches them is refused (429 RATE_LIMITED with Retry-After). Both routes are one
+# search, counted together.
+SEARCH_LIMITS = (Limit("user", 30, 60, scope="admin_users.search"), Limit("user", 500, DAY, scope="admin_users.search"))
+
 SEARCH_RULES = ("Every criterion given must match; at least one is needed (400 USER_SEARCH_EMPTY). A nickname "
                 "prefix is at least 2 characters and more than a default nickname's start, 用户 or 微信用户 (400 "
                 "USER_SEARCH_TOO_BROAD): a list of everyone is not offered. Each search is "
                 "recorded with who asked and the ids it answered (the user service's user_lookups); phones answer "
-                "masked.")
+                "masked. The two search routes share each staff member's rate limits.")
 
 
 @bp.get("")
 @operation(summary="Find users by exact phone, id or nickname prefix, newest first (audited)", tag="admin",
-           roles=USER_FINDERS, query=UserSearchQuery, responses={200: Page[StaffUserOut]},
+           roles=USER_FINDERS, query=UserSearchQuery, responses={200: Page[StaffUserOut]}, limits=SEARCH_LIMITS,
            description=SEARCH_RULES + " A phone in the query string is in the URL, which proxies and ingresses "
                                       "may log: search by phone with POST /admin/users/search instead.")
 def search_users(query: UserSearchQuery) -> Page[StaffUserOut]:
@@ -66,7 +73,7 @@ def search_users(query: UserSearchQuery) -> Page[StaffUserOut]:
 @bp.post("/search")
 @operation(summary="Find users by exact phone, id or nickname prefix, criteria in the body (audited; preferred "
                    "for phones)", tag="admin", roles=USER_FINDERS, body=UserSearchIn,
-           responses={200: Page[StaffUserOut]},
+           responses={200: Page[StaffUserOut]}, limits=SEARCH_LIMITS,
            description=SEARCH_RULES + " The same search as GET /admin/users, the criteria and page in a JSON body "
                                       "so that a phone number never appears in a URL (proxy and ingress logs).")
 def search_users_by_body(body: UserSearchIn) -> Page[StaffUserOut]:

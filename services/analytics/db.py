@@ -11,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Date,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -161,6 +162,18 @@ report_jobs = Table(
     Index("ix_report_jobs_status", "status", "id"),
     Index("ix_report_jobs_finished", "status", "finished_at"),
     Index("ix_report_jobs_requester", "requested_by", "id"),
+)
+
+# Who downloaded which export, when (reports.read_report): a download is a read of its file from offset 0, which is
+# where the gateway, the one client of this service, starts each (migration 0012). Ids only.
+report_downloads = Table(
+    "report_downloads", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("report_id", BigInteger, ForeignKey("report_jobs.id"), nullable=False),
+    Column("actor_id", BigInteger, nullable=False),
+    Column("downloaded_at", UTCDateTime, nullable=False),
+    Index("ix_report_downloads_report_id", "report_id", "id"),
+    Index("ix_report_downloads_actor_at", "actor_id", "downloaded_at"),
 )
 
 # What `python -m services.analytics backup` copies: the raw events and everything built from them.
@@ -435,6 +448,14 @@ class SqlReportJobs:
     def get(self, job_id: int) -> ReportJob | None:
         row = self.session.execute(select(report_jobs).where(report_jobs.c.id == job_id)).first()
         return None if row is None else _job(row)
+
+    def add_download(self, job_id: int, *, actor_id: int, now: datetime) -> None:
+        self.session.execute(report_downloads.insert().values(report_id=job_id, actor_id=actor_id, downloaded_at=now))
+
+    def downloads(self, job_id: int) -> list[tuple[int, datetime]]:
+        return [(row.actor_id, row.downloaded_at) for row in self.session.execute(
+            select(report_downloads.c.actor_id, report_downloads.c.downloaded_at)
+            .where(report_downloads.c.report_id == job_id).order_by(report_downloads.c.id))]
 
     def claim(self, *, now: datetime, stale_before: datetime) -> ReportJob | None:
         claimable = (report_jobs.c.status == QUEUED) | (

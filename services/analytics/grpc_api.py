@@ -129,7 +129,8 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
 
     def GetReportChunk(self, request: analytics_pb2.GetReportChunkRequest,
                        context: grpc.ServicerContext) -> analytics_pb2.GetReportChunkResponse:
-        require_caller(*REPORT_READERS)
+        caller = require_caller(*REPORT_READERS)
         require_caller(*report_readers(reports.get_report(self.uow(), request.id).kind))
-        job, data = reports.read_report(self.uow(), self.reports_dir, request.id, request.offset)
+        job, data = reports.read_report(self.uow(), self.reports_dir, request.id, request.offset,
+                                        actor_id=caller.user_id)
         return analytics_pb2.GetReportChunkResponse(report=report_pb(job), data=data)

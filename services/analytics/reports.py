@@ -292,8 +292,11 @@ def get_report(uow: AnalyticsUnitOfWork, job_id: int) -> ReportJob:
     return job
 
 
-def read_report(uow: AnalyticsUnitOfWork, directory: Path, job_id: int, offset: int) -> tuple[ReportJob, bytes]:
-    """The job and up to CHUNK_BYTES of its file from `offset` (b"" at the end); 409 until the job is done."""
+def read_report(uow: AnalyticsUnitOfWork, directory: Path, job_id: int, offset: int, *, actor_id: int,
+                now: datetime | None = None) -> tuple[ReportJob, bytes]:
+    """The job and up to CHUNK_BYTES of its file from `offset` (b"" at the end); 409 until the job is done. A read
+    from offset 0 is a download, recorded with who made it (report_downloads): any report reader may download any
+    job of a kind they may read, so this is what says who took a file home."""
     job = get_report(uow, job_id)
     if job.status == EXPIRED:
         raise NotFound("REPORT_EXPIRED", "the report's file was deleted after the retention period; ask for it again",
@@ -305,9 +308,15 @@ def read_report(uow: AnalyticsUnitOfWork, directory: Path, job_id: int, offset: 
     try:
         with (directory / job.file_name).open("rb") as file:
             file.seek(offset)
-            return job, file.read(CHUNK_BYTES)
+            data = file.read(CHUNK_BYTES)
     except FileNotFoundError:
         raise NotFound("REPORT_FILE_GONE", "the report's file is no longer there; ask for it again") from None
+    if offset == 0:
+        with uow:
+            uow.reports.add_download(job_id, actor_id=actor_id, now=now or utcnow())
+            uow.commit()
+        log.info("report %s (%s, asked for by %s) downloaded by %s", job_id, job.kind, job.requested_by, actor_id)
+    return job, data
 
 
 def expire_reports(uow: AnalyticsUnitOfWork, directory: Path, *, keep: timedelta = REPORT_RETENTION,

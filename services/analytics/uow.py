@@ -82,6 +82,12 @@ class ReportJobRepository(Protocol):
 
     def get(self, job_id: int) -> ReportJob | None: ...
 
+    def add_download(self, job_id: int, *, actor_id: int, now: datetime) -> None:
+        """Record that `actor_id` downloaded the job's file."""
+
+    def downloads(self, job_id: int) -> list[tuple[int, datetime]]:
+        """Who downloaded the job's file and when, oldest first."""
+
     def claim(self, *, now: datetime, stale_before: datetime) -> ReportJob | None:
         """Mark the oldest queued job (or a running one whose last heartbeat is before `stale_before`) running."""
 

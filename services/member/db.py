@@ -70,6 +70,7 @@ from services.member.domain import (
     RechargeStatus,
     TemplateStatus,
     Withdrawal,
+    WithdrawalDecision,
     WithdrawalStatus,
 )
 from services.member.uow import MemberUnitOfWork
@@ -264,6 +265,20 @@ withdrawals = Table(
     Index("ix_withdrawals_status_id", "status", "id"),  # finance's queue, the payout job (0019)
 )
 
+# Each step of a withdrawal's review, in order (DecisionOutcome): finance's approvals and rejections with who and their
+# note, and the payout channel's refusals of an approved transfer with its reason; the withdrawal row keeps only the
+# latest state (a refusal clears its decision). Written in the transaction of the step (migration 0021).
+withdrawal_decisions = Table(
+    "withdrawal_decisions", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("withdrawal_id", BigInteger, ForeignKey("withdrawals.id"), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("actor_id", BigInteger, nullable=True),  # NULL: the payout channel
+    Column("note", String(200), nullable=False),
+    Column("decided_at", UTCDateTime, nullable=False),
+    Index("ix_withdrawal_decisions_withdrawal_id", "withdrawal_id", "id"),
+)
+
 # The principal each withdrawal draws from each recharge and the bonus that forfeits (services.member.domain
 # .draw_principal); the draws of rejected and failed withdrawals no longer count.
 withdrawal_draws = Table(
@@ -326,7 +341,8 @@ def _map_classes(mappers: registry) -> None:
     for cls, table in ((Member, members), (PointsHold, points_holds), (OrderCredit, order_credits),
                        (PendingReversal, pending_reversals), (CouponTemplate, coupon_templates), (Coupon, coupons),
                        (ExpiredCouponLock, expired_coupon_locks),
-                       (Withdrawal, withdrawals), (Recharge, recharges), (MemberLookup, member_lookups)):
+                       (Withdrawal, withdrawals), (WithdrawalDecision, withdrawal_decisions), (Recharge, recharges),
+                       (MemberLookup, member_lookups)):
         mappers.map_imperatively(cls, table)
 
 
@@ -740,6 +756,13 @@ class SqlWithdrawalRepository:
     def add(self, withdrawal: Withdrawal) -> None:
         self.session.add(withdrawal)
         self.session.flush()
+
+    def add_decision(self, decision: WithdrawalDecision) -> None:
+        self.session.add(decision)
+
+    def decisions(self, withdrawal_id: int) -> list[WithdrawalDecision]:
+        return list(self.session.execute(select(WithdrawalDecision).where(
+            withdrawal_decisions.c.withdrawal_id == withdrawal_id).order_by(withdrawal_decisions.c.id)).scalars())
 
     def get(self, withdrawal_id: int, *, lock: bool = False) -> Withdrawal | None:
         return self.session.execute(_locked(select(Withdrawal).where(withdrawals.c.id == withdrawal_id),

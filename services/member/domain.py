@@ -869,6 +869,32 @@ class Withdrawal:
         return True
 
 
+class DecisionOutcome(enum.StrEnum):
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+    PAYOUT_REFUSED = "PAYOUT_REFUSED"  # the channel refused the approved transfer: back under review
+
+
+@dataclass(eq=False)
+class WithdrawalDecision:
+    """One step of a withdrawal's review, kept for good (withdrawal_decisions): finance approved or rejected it
+    (`actor_id`, their note), or the payout channel refused the approved transfer (no actor, the channel's reason),
+    which puts it back under review and clears the withdrawal's own decided_by, decided_at and note."""
+
+    withdrawal_id: int
+    outcome: str
+    actor_id: int | None
+    note: str
+    decided_at: datetime
+    id: int | None = None
+
+    @classmethod
+    def of(cls, withdrawal: Withdrawal, outcome: DecisionOutcome, *, actor_id: int | None, note: str,
+           now: datetime) -> WithdrawalDecision:
+        return cls(withdrawal_id=withdrawal.id or 0, outcome=outcome.value, actor_id=actor_id, note=note[:200],
+                   decided_at=now)
+
+
 def withdrawal_not_found() -> NotFound:
     return NotFound("WITHDRAWAL_NOT_FOUND", "no such withdrawal")
 

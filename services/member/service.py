@@ -47,6 +47,7 @@ from services.member.domain import (
     CouponStatus,
     CouponTemplate,
     CouponUsage,
+    DecisionOutcome,
     ExpiredCouponLock,
     HoldStatus,
     LedgerCheck,
@@ -64,6 +65,7 @@ from services.member.domain import (
     RechargeStatus,
     TemplateStatus,
     Withdrawal,
+    WithdrawalDecision,
     WithdrawalStatus,
     balance_payment_void,
     coupon_not_found,
@@ -1314,6 +1316,10 @@ def decide_withdrawal(uow: MemberUnitOfWork, payout: PayoutChannel, *, withdrawa
         if withdrawal is None:
             raise withdrawal_not_found()
         decided = withdrawal.decide(approve=approve, note=note, decided_by=decided_by, now=now)
+        if decided:
+            uow.withdrawals.add_decision(WithdrawalDecision.of(
+                withdrawal, DecisionOutcome.APPROVED if approve else DecisionOutcome.REJECTED, actor_id=decided_by,
+                note=note, now=now))
         if decided and not approve:
             _give_back(uow, withdrawal, key="withdrawal-release", kind="withdrawal_rejected", now=now)
             uow.on_commit(metrics.WITHDRAWALS.labels("rejected").inc)
@@ -1341,7 +1347,9 @@ def _send_payout(uow: MemberUnitOfWork, payout: PayoutChannel, withdrawal_id: in
         except PayoutFailed as exc:
             sent = Payout(PayoutState.FAILED, reason=str(exc))
         if sent.state == PayoutState.FAILED:
-            withdrawal.payout_refused(sent.reason)
+            if withdrawal.payout_refused(sent.reason):
+                uow.withdrawals.add_decision(WithdrawalDecision.of(withdrawal, DecisionOutcome.PAYOUT_REFUSED,
+                                                                   actor_id=None, note=sent.reason, now=now))
             uow.commit()
             raise DomainError("PAYOUT_FAILED", f"the payout channel refused: {sent.reason}")
         if sent.state == PayoutState.PAID:

@@ -23,6 +23,7 @@ from services.member.domain import (
     Recharge,
     RechargeLot,
     Withdrawal,
+    WithdrawalDecision,
 )
 
 
@@ -182,6 +183,12 @@ class CouponRepository(Protocol):
 
 class WithdrawalRepository(Protocol):
     def add(self, withdrawal: Withdrawal) -> None: ...
+
+    def add_decision(self, decision: WithdrawalDecision) -> None:
+        """Record a step of a withdrawal's review (kept for good)."""
+
+    def decisions(self, withdrawal_id: int) -> list[WithdrawalDecision]:
+        """The steps of the withdrawal's review, oldest first."""
 
     def get(self, withdrawal_id: int, *, lock: bool = False) -> Withdrawal | None: ...
 

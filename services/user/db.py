@@ -190,6 +190,7 @@ user_lookups = Table(
     Column("user_ids", Text, nullable=False),
     Column("total", Integer, nullable=False),
     Column("looked_up_at", UTCDateTime, nullable=False),
+    Column("phone_fingerprint", String(64)),  # keyed hash of the phone searched; NULL without one (or before 0016)
     Index("ix_user_lookups_actor_at", "actor_id", "looked_up_at"),
 )
 

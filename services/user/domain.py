@@ -599,6 +599,9 @@ class UserLookup:
     user_ids: str  # the ids answered, comma-separated ("" when none matched)
     total: int
     looked_up_at: datetime
+    # IdentityVault.phone_fingerprint of the phone searched (None without one): criteria masks it, so guesses at one
+    # number's hidden digits would otherwise all read alike
+    phone_fingerprint: str | None = None
     id: int | None = None
 
 

@@ -174,7 +174,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
 
     def GetWechatPayer(self, request: user_pb2.GetWechatPayerRequest,
                        context: grpc.ServicerContext) -> user_pb2.WechatPayer:
-        _require_owner_or(request.user_id, "USER_NOT_FOUND", "no such user", roles=STAFF_ROLES,
+        _require_owner_or(request.user_id, "USER_NOT_FOUND", "no such user", roles=PAYEE_STAFF,
                           services=PAYEE_READERS)
         account = service.wechat_payer(self.uow(), user_id=request.user_id)
         return user_pb2.WechatPayer(appid=account.appid, openid=account.openid) if account else user_pb2.WechatPayer()
@@ -206,7 +206,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         actor = require_caller(*USER_FINDERS)
         search = UserSearch(phone=request.phone, user_id=request.user_id, nickname_prefix=request.nickname_prefix,
                             **page(request))
-        found, total = service.search_users(self.uow(), actor_id=actor.user_id, search=search)
+        found, total = service.search_users(self.uow(), self.vault, actor_id=actor.user_id, search=search)
         return user_pb2.SearchUsersResponse(users=[_user(user, user.role_set) for user in found], total=total)
 
     def SetUserRoles(self, request: user_pb2.SetUserRolesRequest,
@@ -223,6 +223,9 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
 # job (a transfer WeChat Pay never received is sent again), which has no shopper or staff token to pass on; and only
 # as itself their real name, which a transfer of 2,000 yuan or more names its payee by.
 PAYEE_READERS = ("member",)
+# The staff who read a shopper's WeChat payer: finance, whose approval of a withdrawal the member service pays out
+# with their token (DecideWithdrawal takes finance alone). No other staff route reads it.
+PAYEE_STAFF = (Role.FINANCE,)
 # Who asks, as itself, whether a user has bound a phone: the member service, whose order-paid consumer makes a buyer
 # whose spend reaches the threshold a member only then (M1), with no shopper's token to ask with.
 PHONE_CHECKERS = ("member",)

@@ -290,15 +290,17 @@ def set_staff_password(uow: UserUnitOfWork, issuer: TokenIssuer, passwords: Pass
     return ended
 
 
-def search_users(uow: UserUnitOfWork, *, actor_id: int, search: UserSearch,
+def search_users(uow: UserUnitOfWork, vault: IdentityVault, *, actor_id: int, search: UserSearch,
                  now: datetime | None = None) -> tuple[list[User], int]:
-    """Staff find users by exact phone, id or nickname prefix; each search is audited with the ids it showed."""
+    """Staff find users by exact phone, id or nickname prefix; each search is audited with the ids it showed and
+    the phone searched, masked and as a keyed fingerprint (so that probes of one number's hidden digits differ)."""
     now = now or utcnow()
     search = search.validated()
     with uow:
         found, total = uow.users.search(search)
         uow.lookups.add(UserLookup(actor_id=actor_id, criteria=search.described(),
-                                   user_ids=",".join(str(user.id) for user in found), total=total, looked_up_at=now))
+                                   user_ids=",".join(str(user.id) for user in found), total=total, looked_up_at=now,
+                                   phone_fingerprint=vault.phone_fingerprint(search.phone) if search.phone else None))
         uow.commit()
     return found, total
 

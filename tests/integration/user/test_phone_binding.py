@@ -15,11 +15,14 @@ from services.user import service
 from services.user.db import SqlUserUnitOfWork, sms_codes, user_lookups, user_phone_changes, users
 from services.user.db import wechat_accounts as wechat_accounts_table
 from services.user.domain import User, UserSearch
+from services.user.identity import IdentityKeys, IdentityVault
 from services.user.sms import ConsoleSms
 from services.user.tokens import TokenIssuer
 from tests.fakes import FakeWechat
 from tests.fixtures.postgres import wait_until_blocked
 from tests.integration.user.paused import PausedAfter
+
+VAULT = IdentityVault(IdentityKeys.derived_for_dev(b"test"))
 
 pytestmark = pytest.mark.integration
 
@@ -202,7 +205,7 @@ def test_staff_search_matches_exact_phone_id_and_literal_nickname_prefix_and_is_
             made.append(user.id)
 
     def found(**criteria: object) -> tuple[list[int | None], int]:
-        users_found, total = service.search_users(uow(), actor_id=900, search=UserSearch(**criteria), now=T0)  # type: ignore[arg-type]
+        users_found, total = service.search_users(uow(), VAULT, actor_id=900, search=UserSearch(**criteria), now=T0)  # type: ignore[arg-type]
         return [user.id for user in users_found], total
 
     assert found(phone="13900000002") == ([made[1]], 1)
@@ -212,8 +215,9 @@ def test_staff_search_matches_exact_phone_id_and_literal_nickname_prefix_and_is_
     assert found(nickname_prefix="小明%") == ([made[2]], 1)
     assert found(nickname_prefix="小明", offset=1, limit=1) == ([made[1]], 3)
     assert rows(engine, select(user_lookups.c.actor_id, user_lookups.c.criteria, user_lookups.c.user_ids,
-                               user_lookups.c.total).order_by(user_lookups.c.id))[:2] == [
-        (900, "phone=139****0002", str(made[1]), 1), (900, f"id={made[3]}", str(made[3]), 1)]
+                               user_lookups.c.total, user_lookups.c.phone_fingerprint).order_by(user_lookups.c.id))[:2] == [
+        (900, "phone=139****0002", str(made[1]), 1, VAULT.phone_fingerprint("13900000002")),
+        (900, f"id={made[3]}", str(made[3]), 1, None)]
 
 
 def test_a_nickname_prefix_search_uses_the_pattern_index(pg_engine: Engine,
@@ -226,7 +230,7 @@ def test_a_nickname_prefix_search_uses_the_pattern_index(pg_engine: Engine,
 
     event.listen(pg_engine, "before_cursor_execute", record)
     try:
-        service.search_users(pg_uow(), actor_id=900, search=UserSearch(nickname_prefix="小明_"), now=T0)
+        service.search_users(pg_uow(), VAULT, actor_id=900, search=UserSearch(nickname_prefix="小明_"), now=T0)
     finally:
         event.remove(pg_engine, "before_cursor_execute", record)
     [(statement, parameters)] = executed  # the page query, as the repository sends it

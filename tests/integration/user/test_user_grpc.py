@@ -287,7 +287,7 @@ def test_create_staff_command_creates_a_password_account_with_the_role(tmp_path:
     engine.dispose()
 
 
-def test_the_wechat_payer_is_the_bound_openid_for_the_user_and_staff_and_not_found_for_others(
+def test_the_wechat_payer_is_the_bound_openid_for_the_user_and_finance_and_not_found_for_others(
         stub: user_pb2_grpc.UserServiceStub, accounts: dict[str, User], as_user: Callable[[str], list[tuple[str, str]]],
         pg_uow: Callable[[], SqlUserUnitOfWork]) -> None:
     alice, bob = accounts["alice"].id or 0, accounts["bob"].id or 0
@@ -298,11 +298,24 @@ def test_the_wechat_payer_is_the_bound_openid_for_the_user_and_staff_and_not_fou
     request = user_pb2.GetWechatPayerRequest(user_id=alice)
     assert stub.GetWechatPayer(request, metadata=as_user("alice")) == user_pb2.WechatPayer(appid="wx-app",
                                                                                            openid="o-alice-pay")
-    assert stub.GetWechatPayer(request, metadata=as_user("admin")).openid == "o-alice-pay"
+    assert stub.GetWechatPayer(request, metadata=as_user("finance")).openid == "o-alice-pay"
     assert stub.GetWechatPayer(user_pb2.GetWechatPayerRequest(user_id=bob), metadata=as_user("bob")).openid == ""
     with pytest.raises(grpc.RpcError) as refused:
         stub.GetWechatPayer(request, metadata=as_user("bob"))
     assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("roles", ["admin", "operator", "customer_service"])
+def test_staff_other_than_finance_may_not_read_a_wechat_payer(stub: user_pb2_grpc.UserServiceStub,
+                                                              accounts: dict[str, User], issuer: TokenIssuer,
+                                                              roles: str) -> None:
+    """Finance's approval of a withdrawal is the one staff act the payer is read for (services/member/neighbours.py)."""
+    staff = User(phone="13900000099", created_at=datetime.now(UTC), roles=roles, id=990)
+    token = issuer.access_token(staff, staff.role_set, datetime.now(UTC))
+
+    assert failure(lambda: stub.GetWechatPayer(user_pb2.GetWechatPayerRequest(user_id=accounts["alice"].id or 0),
+                                               metadata=[("authorization", f"Bearer {token}")])) == (
+        grpc.StatusCode.PERMISSION_DENIED, "FORBIDDEN")
 
 
 def test_the_member_service_reads_a_wechat_payer_as_itself_so_its_payout_job_can_send_a_transfer_again(
@@ -335,6 +348,13 @@ def test_the_member_service_reads_a_wechat_payer_as_itself_so_its_payout_job_can
     finally:
         caller_var.reset(token)
     assert not_his.value.code == "USER_NOT_FOUND"
+    finance = accounts["finance"]  # finance approving a withdrawal: their token is passed on, and reads it
+    token = caller_var.set(Caller(user_id=finance.id or 0, roles=finance.role_set, token_id="t",
+                                  token=issuer.access_token(finance, finance.role_set, datetime.now(UTC))))
+    try:
+        assert payers("member").payer_openid(alice) == "o-alice-pay"
+    finally:
+        caller_var.reset(token)
 
 
 def test_only_the_member_service_as_itself_reads_a_payees_real_name(
@@ -411,6 +431,24 @@ def test_staff_who_serve_shoppers_find_users_masked_and_the_search_is_audited_as
     with pg_engine.connect() as conn:
         assert conn.execute(select(user_lookups.c.actor_id, user_lookups.c.criteria, user_lookups.c.user_ids)).all() == [
             (accounts["operator"].id, "phone=139****0002", str(accounts["bob"].id))]
+
+
+def test_probes_of_a_users_hidden_digits_answer_masked_and_are_audited_apart(stub, as_user, accounts,
+                                                                              pg_engine: Engine) -> None:
+    bob = accounts["bob"].id or 0
+    vault = IdentityVault(IdentityKeys.derived_for_dev(b"test"))
+
+    right = stub.SearchUsers(user_pb2.SearchUsersRequest(phone="13900000002", user_id=bob),
+                             metadata=as_user("operator"))
+    wrong = stub.SearchUsers(user_pb2.SearchUsersRequest(phone="13900010002", user_id=bob),
+                             metadata=as_user("operator"))
+
+    assert ([u.phone_masked for u in right.users], wrong.total) == (["139****0002"], 0)
+    with pg_engine.connect() as conn:
+        assert conn.execute(select(user_lookups.c.criteria, user_lookups.c.phone_fingerprint)
+                            .order_by(user_lookups.c.id)).all() == [
+            (f"phone=139****0002 id={bob}", vault.phone_fingerprint("13900000002")),
+            (f"phone=139****0002 id={bob}", vault.phone_fingerprint("13900010002"))]
 
 
 def test_bind_phone_binds_for_the_caller_of_the_token_and_answers_the_masked_profile(

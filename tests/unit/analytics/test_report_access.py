@@ -4,6 +4,7 @@ finance only, whoever asked for the job; the other reports, the orders ledger am
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from services.analytics import reports
 from services.analytics.db import SqlAnalyticsUnitOfWork
 from services.analytics.grpc_api import AnalyticsServicer
 from services.common.auth import Caller, caller_var
-from services.common.errors import Forbidden, NotFound
+from services.common.errors import Conflict, Forbidden, NotFound
 from tests.unit.analytics.conftest import run_reports
 
 MONEY = analytics_pb2.CreateReportRequest(kind="money", format="csv", from_date="2026-11-20", to_date="2026-11-21")
@@ -71,6 +72,36 @@ def test_an_operator_may_not_follow_or_download_a_money_export_finance_asked_for
         servicer.GetReport(analytics_pb2.GetReportRequest(id=job.id), None)  # type: ignore[arg-type]
     with pytest.raises(Forbidden):
         servicer.GetReportChunk(analytics_pb2.GetReportChunkRequest(id=job.id), None)  # type: ignore[arg-type]
+
+
+def test_each_download_is_recorded_with_who_made_it_and_when_and_its_later_pieces_are_not(
+        servicer: AnalyticsServicer, as_role, caplog: pytest.LogCaptureFixture) -> None:
+    as_role("finance")  # user 40
+    job = servicer.CreateReport(MONEY, None)  # type: ignore[arg-type]
+    run_reports(reports.ReportRunner(servicer.uow, servicer.reports_dir))
+    as_role("admin")  # user 41: another staff member's export, by its id
+
+    with caplog.at_level(logging.INFO, logger="services.analytics.reports"):
+        for offset in (0, 1, 0):  # a download, a later piece of it, a second download
+            servicer.GetReportChunk(analytics_pb2.GetReportChunkRequest(id=job.id, offset=offset), None)  # type: ignore[arg-type]
+
+    with servicer.uow() as uow:
+        downloads = uow.reports.downloads(job.id)
+    assert [actor for actor, _ in downloads] == [41, 41]
+    assert all(at.tzinfo is not None for _, at in downloads)
+    assert [r.getMessage() for r in caplog.records if "downloaded" in r.getMessage()] == [
+        f"report {job.id} (money, asked for by 40) downloaded by 41"] * 2
+
+
+def test_a_refused_download_is_not_recorded(servicer: AnalyticsServicer, as_role) -> None:
+    as_role("finance")
+    job = servicer.CreateReport(MONEY, None)  # type: ignore[arg-type]
+
+    with pytest.raises(Conflict):  # not run yet
+        servicer.GetReportChunk(analytics_pb2.GetReportChunkRequest(id=job.id), None)  # type: ignore[arg-type]
+
+    with servicer.uow() as uow:
+        assert uow.reports.downloads(job.id) == []
 
 
 def test_an_operator_exports_the_orders_ledger_as_they_read_any_order(servicer: AnalyticsServicer, as_role) -> None:

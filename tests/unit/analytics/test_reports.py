@@ -148,7 +148,7 @@ def test_a_report_job_goes_from_queued_to_done_and_its_file_reads_back_in_pieces
                                 to_date=D2.isoformat(), requested_by=7)
     assert (job.status, job.percent, job.rows, job.requested_by, job.finished_at) == ("queued", 0, 0, 7, None)
     with pytest.raises(Conflict) as not_ready:
-        reports.read_report(counted(), tmp_path, job.id, 0)
+        reports.read_report(counted(), tmp_path, job.id, 0, actor_id=40)
     assert not_ready.value.code == "REPORT_NOT_READY"
 
     assert run_reports(reports.ReportRunner(counted, tmp_path)) == 1
@@ -159,7 +159,8 @@ def test_a_report_job_goes_from_queued_to_done_and_its_file_reads_back_in_pieces
         "done", 100, 3, len(written), 1, "")
     assert done.file_name == f"{job.id}-daily-2026-11-20-2026-11-21.csv" and done.finished_at is not None
     monkeypatch.setattr(reports, "CHUNK_BYTES", 100)
-    pieces = [reports.read_report(counted(), tmp_path, job.id, offset)[1] for offset in range(0, len(written) + 100, 100)]
+    pieces = [reports.read_report(counted(), tmp_path, job.id, offset, actor_id=40)[1]
+              for offset in range(0, len(written) + 100, 100)]
     assert (b"".join(pieces), pieces[-1]) == (written, b"")
 
 
@@ -439,7 +440,7 @@ def test_downloading_an_expired_report_is_refused_as_expired(counted, tmp_path) 
     reports.expire_reports(counted(), tmp_path, keep=timedelta(days=7))
 
     with pytest.raises(NotFound) as gone:
-        reports.read_report(counted(), tmp_path, job.id, 0)
+        reports.read_report(counted(), tmp_path, job.id, 0, actor_id=40)
 
     assert gone.value.code == "REPORT_EXPIRED"
 
@@ -530,7 +531,7 @@ def test_complete_files_no_job_points_at_are_removed_once_their_job_ended_and_a_
     assert reports.remove_leftover_files(counted(), tmp_path) == 4
 
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("analytics.db")) == sorted(kept)
-    assert reports.read_report(counted(), tmp_path, done.id, 0)[1] == b"a whole report"
+    assert reports.read_report(counted(), tmp_path, done.id, 0, actor_id=40)[1] == b"a whole report"
 
 
 def test_a_reports_directory_not_made_yet_has_nothing_left_over(counted, tmp_path) -> None:

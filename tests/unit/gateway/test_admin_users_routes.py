@@ -165,6 +165,31 @@ def test_a_body_search_with_criteria_in_the_query_too_is_400(client: FlaskClient
     assert (response.status_code, clients.user.SearchUsers.calls) == (400, [])
 
 
+def test_the_31st_search_of_a_staff_member_within_a_minute_is_429_by_either_route_and_not_asked(
+        client: FlaskClient, clients, bearer, frozen_clock) -> None:
+    mine = [client.get(f"{SEARCH}?id=9&phone=1391234{n:04d}", headers=bearer(roles="customer_service", user_id=7))
+            if n % 2 else client.post(BODY_SEARCH, json={"id": 9, "phone": f"1391234{n:04d}"},
+                                      headers=bearer(roles="customer_service", user_id=7))
+            for n in range(31)]
+    theirs = client.post(BODY_SEARCH, json={"id": 9}, headers=bearer(roles="customer_service", user_id=8))
+
+    assert [r.status_code for r in mine] == [200] * 30 + [429]
+    assert (mine[-1].get_json()["error"]["code"], mine[-1].headers["Retry-After"], theirs.status_code) == (
+        "RATE_LIMITED", "60", 200)
+    assert len(clients.user.SearchUsers.calls) == 31  # 30 of theirs, 1 of the other staff member's
+
+
+def test_the_501st_search_of_a_staff_member_within_a_day_is_429_and_not_asked(client: FlaskClient, clients, bearer,
+                                                                              frozen_clock) -> None:
+    codes = []
+    for _ in range(501):
+        frozen_clock.now += 2.5  # 24 in any minute: under the per-minute limit
+        codes.append(client.post(BODY_SEARCH, json={"id": 9}, headers=bearer(roles="operator")).status_code)
+
+    assert codes == [200] * 500 + [429]
+    assert len(clients.user.SearchUsers.calls) == 500
+
+
 PASSWORD = "/api/v1/admin/users/7/password"
 
 

@@ -31,6 +31,7 @@ from services.member.domain import (
     RechargeLot,
     TemplateStatus,
     Withdrawal,
+    WithdrawalDecision,
     WithdrawalStatus,
 )
 from services.member.uow import MemberUnitOfWork
@@ -284,10 +285,18 @@ class FakeWithdrawalRepository:
         self.withdrawals: dict[int, Withdrawal] = {}
         self.recharges = recharges
         self.draws: dict[str, list[PrincipalDraw]] = {}
+        self.decided: list[WithdrawalDecision] = []
 
     def add(self, withdrawal: Withdrawal) -> None:
         withdrawal.id = len(self.withdrawals) + 1
         self.withdrawals[withdrawal.id] = withdrawal
+
+    def add_decision(self, decision: WithdrawalDecision) -> None:
+        decision.id = len(self.decided) + 1
+        self.decided.append(decision)
+
+    def decisions(self, withdrawal_id: int) -> list[WithdrawalDecision]:
+        return [decision for decision in self.decided if decision.withdrawal_id == withdrawal_id]
 
     def get(self, withdrawal_id: int, *, lock: bool = False) -> Withdrawal | None:
         return self.withdrawals.get(withdrawal_id)

@@ -9,10 +9,12 @@ import pytest
 from services.common.errors import InvalidInput
 from services.user import service
 from services.user.domain import User, UserSearch
+from services.user.identity import IdentityKeys, IdentityVault
 from tests.fakes import FakeUserUnitOfWork
 
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 STAFF = 900
+VAULT = IdentityVault(IdentityKeys.derived_for_dev(b"test"))
 
 
 @pytest.fixture
@@ -26,7 +28,7 @@ def uow() -> FakeUserUnitOfWork:
 
 
 def ids(uow: FakeUserUnitOfWork, **criteria: object) -> tuple[list[int], int]:
-    found, total = service.search_users(uow, actor_id=STAFF, search=UserSearch(**criteria), now=T0)  # type: ignore[arg-type]
+    found, total = service.search_users(uow, VAULT, actor_id=STAFF, search=UserSearch(**criteria), now=T0)  # type: ignore[arg-type]
     return [user.id or 0 for user in found], total
 
 
@@ -61,6 +63,27 @@ def test_each_search_is_audited_with_who_asked_the_masked_phone_and_the_ids_show
     assert [(a.actor_id, a.criteria, a.user_ids, a.total, a.looked_up_at) for a in uow.lookups.lookups] == [
         (STAFF, "phone=139****0001 nickname^=小明", "1", 1, T0), (STAFF, "id=42", "", 0, T0)]
     assert uow.commits == 2
+
+
+def test_guesses_at_one_phones_hidden_digits_are_audited_apart_without_the_phone(uow: FakeUserUnitOfWork) -> None:
+    ids(uow, phone="13900000001", user_id=1)
+    ids(uow, phone="13900010001", user_id=1)  # masked alike: 139****0001
+    ids(uow, phone="13900000001")
+    ids(uow, user_id=1)
+
+    audited = [(a.criteria, a.phone_fingerprint) for a in uow.lookups.lookups]
+    assert audited == [("phone=139****0001 id=1", VAULT.phone_fingerprint("13900000001")),
+                       ("phone=139****0001 id=1", VAULT.phone_fingerprint("13900010001")),
+                       ("phone=139****0001", VAULT.phone_fingerprint("13900000001")), ("id=1", None)]
+    assert audited[0][1] != audited[1][1]
+    assert not any("13900000001" in (fingerprint or "") for _, fingerprint in audited)
+
+
+def test_a_phone_fingerprint_is_keyed_and_never_an_id_numbers() -> None:
+    other = IdentityVault(IdentityKeys.derived_for_dev(b"other"))
+
+    assert len({VAULT.phone_fingerprint("13900000001"), other.phone_fingerprint("13900000001"),
+                VAULT.fingerprint("13900000001")}) == 3
 
 
 def test_a_search_without_criteria_is_refused_and_not_audited(uow: FakeUserUnitOfWork) -> None:

@@ -331,7 +331,8 @@ class UserServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetWechatPayer(self, request, context):
-        """The WeChat payer (the bound openid) for WeChat Pay JSAPI payments: the caller's, or anyone's for staff.
+        """The WeChat payer (the bound openid) for WeChat Pay JSAPI payments and payouts: the caller's; anyone's for finance
+        (whose approval of a withdrawal the member service pays out with their token) and the member service as itself.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
