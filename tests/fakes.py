@@ -225,6 +225,9 @@ class FakeRefreshTokenRepository:
     def by_hash(self, token_hash: str, *, lock: bool = True) -> RefreshToken | None:
         return next((token for token in self.tokens if token.token_hash == token_hash), None)
 
+    def used_since(self, family_id: str, since: datetime) -> bool:
+        return any(t.family_id == family_id and t.used_at is not None and t.used_at > since for t in self.tokens)
+
     def revoke_family(self, family_id: str, now: datetime) -> int:
         return self._revoke([token for token in self.tokens if token.family_id == family_id], now)
 

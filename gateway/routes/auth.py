@@ -253,8 +253,11 @@ REFRESH_LIMITS = (Limit("ip", 60, 60),)
 @bp.post("/refresh")
 @operation(summary="Exchange a refresh token for a new session (the old refresh token is spent)", tag="auth",
            access=PUBLIC, limits=REFRESH_LIMITS, body=RefreshRequest, responses={200: Session},
-           description="Refresh tokens rotate: presenting a spent one again ends that login's every session (401), "
-                       "its access tokens included (401 SESSION_ENDED). A session carrying staff roles ends "
+           description="Refresh tokens rotate: presenting a spent one again ends that login's every session (401 "
+                       "REFRESH_TOKEN_REUSED), its access tokens included (401 SESSION_ENDED); but a shopper's "
+                       "presented again less than REFRESH_TOKEN_REUSE_GRACE_SECONDS (30) after its first use, before "
+                       "a later token of the session was used (parallel refreshes, a retry after a lost answer), "
+                       "gets another pair of the same session. A session carrying staff roles ends "
                        "STAFF_SESSION_MAX_HOURS after its password login however often it is refreshed "
                        "(401 REFRESH_TOKEN_EXPIRED: log in again with the password).")
 def refresh(body: RefreshRequest) -> Session:

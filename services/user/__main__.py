@@ -47,7 +47,8 @@ def build_app(base: ServiceSettings) -> ServiceApp:
     engine = make_engine(base.database_url, base.database_timeouts)
     issuer = TokenIssuer(settings.jwt_private_key_pem, access_ttl_seconds=settings.access_token_ttl_seconds,
                          refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
-                         staff_session_max_hours=settings.staff_session_max_hours)
+                         staff_session_max_hours=settings.staff_session_max_hours,
+                         refresh_reuse_grace_seconds=settings.refresh_reuse_grace_seconds)
     uow = functools.partial(SqlUserUnitOfWork, engine, "user")
     servicer = UserServicer(uow, make_sms_sender(settings.sms_provider, settings.aliyun_sms), issuer, Passwords(),
                             make_identity_checker(settings.identity_provider, settings.realname),

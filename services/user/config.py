@@ -54,6 +54,7 @@ class UserSettings:
     access_token_ttl_seconds: int
     refresh_token_ttl_seconds: int
     staff_session_max_hours: int  # a session with staff roles ends this long after its password login
+    refresh_reuse_grace_seconds: int  # a shopper's spent refresh token still gives a pair this long after its use
     identity_provider: str
     identity_keys: IdentityKeys = field(repr=False)
     aliyun_sms: AliyunSmsSettings | None = None  # set when SMS_PROVIDER=aliyun
@@ -79,6 +80,7 @@ class UserSettings:
             access_token_ttl_seconds=env.int("ACCESS_TOKEN_TTL_SECONDS", 900),
             refresh_token_ttl_seconds=env.int("REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600),
             staff_session_max_hours=env.int_within("STAFF_SESSION_MAX_HOURS", 12, 1, 30 * 24),
+            refresh_reuse_grace_seconds=env.int_within("REFRESH_TOKEN_REUSE_GRACE_SECONDS", 30, 0, 300),
             aliyun_sms=_aliyun_sms(env, base, timeout) if sms_provider == "aliyun" else None,
             wechat=_wechat(env, base, timeout),
             realname=_realname(env, base, timeout),

@@ -345,6 +345,10 @@ class SqlRefreshTokenRepository:
             query = query.with_for_update().execution_options(populate_existing=True)
         return self.session.execute(query).scalar_one_or_none()
 
+    def used_since(self, family_id: str, since: datetime) -> bool:
+        return self.session.execute(select(exists().where(
+            refresh_tokens.c.family_id == family_id, refresh_tokens.c.used_at > since))).scalar_one()
+
     def revoke_family(self, family_id: str, now: datetime) -> int:
         return self._revoke(refresh_tokens.c.family_id == family_id, now)
 

@@ -270,8 +270,13 @@ class RefreshTokenRefused(Unauthenticated):
     """A refresh token that cannot be exchanged; the client must log in again."""
 
 
-def rotate(token: RefreshToken, now: datetime, *, staff_session_max: timedelta) -> None:
+def rotate(token: RefreshToken, now: datetime, *, staff_session_max: timedelta,
+           reuse_grace: timedelta = timedelta(0)) -> None:
     """Mark `token` used, or refuse it: reuse of a used token means it leaked (the caller revokes the family).
+
+    Less than `reuse_grace` after its first use a used token passes again (the caller issues another pair of its session:
+    parallel requests of one client refreshing together, a retry after a lost answer); the window counts from that
+    first use, however often it is presented within it.
 
     A session carrying staff roles ends `staff_session_max` after its password login however often it is refreshed
     (a shopper's rolls on): staff powers need the password again at least that often. Checked here as well as
@@ -280,7 +285,7 @@ def rotate(token: RefreshToken, now: datetime, *, staff_session_max: timedelta) 
     """
     if token.revoked_at is not None:
         raise RefreshTokenRefused("REFRESH_TOKEN_REVOKED", "this session was logged out; log in again")
-    if token.used_at is not None:
+    if token.used_at is not None and now - token.used_at >= reuse_grace:
         raise RefreshTokenRefused("REFRESH_TOKEN_REUSED",
                                   "this refresh token was already used; every session of its login is revoked")
     if token.roles and now >= token.session_start + staff_session_max:
@@ -289,7 +294,7 @@ def rotate(token: RefreshToken, now: datetime, *, staff_session_max: timedelta) 
                                   "password login; log in again with your password")
     if now >= token.expires_at:
         raise RefreshTokenRefused("REFRESH_TOKEN_EXPIRED", "the session has expired; log in again")
-    token.used_at = now
+    token.used_at = token.used_at or now
 
 
 # Profile

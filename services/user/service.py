@@ -6,7 +6,7 @@ import logging
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from mall.events.v1.user_events_pb2 import UserRegistered, UserVerified
@@ -325,7 +325,9 @@ def _audit_roles(uow: UserUnitOfWork, user: User, *, actor_id: int | None, befor
 
 def refresh_session(uow: UserUnitOfWork, issuer: TokenIssuer, *, refresh_token: str,
                     now: datetime | None = None) -> LoginResult:
-    """Exchange a refresh token for a new pair (rotation); reusing a spent one revokes its whole family.
+    """Exchange a refresh token for a new pair (rotation); reusing a spent one revokes its whole family, unless a
+    shopper's comes again within REFRESH_TOKEN_REUSE_GRACE_SECONDS of its use (_reuse_grace): another pair of the
+    same session then, a new refresh token of its family (stored hashed like every other).
 
     The session keeps the roles it was started with, less any an admin has taken away since; one carrying staff
     roles ends STAFF_SESSION_MAX_HOURS after its password login (401 REFRESH_TOKEN_EXPIRED), a shopper's rolls on.
@@ -336,8 +338,9 @@ def refresh_session(uow: UserUnitOfWork, issuer: TokenIssuer, *, refresh_token: 
         # rotated token this stores, and this refresh, waiting for it, sees the token as the ending left it.
         uow.users.get(_known_refresh_token(uow, refresh_token, lock=False).user_id, lock=True)
         token = _known_refresh_token(uow, refresh_token)
+        spent = token.used_at is not None
         try:
-            rotate(token, now, staff_session_max=issuer.staff_session_max)
+            rotate(token, now, staff_session_max=issuer.staff_session_max, reuse_grace=_reuse_grace(uow, issuer, token))
         except RefreshTokenRefused as refused:
             if refused.code == "REFRESH_TOKEN_REUSED":
                 _end_session(uow, issuer, token, now)
@@ -351,7 +354,25 @@ def refresh_session(uow: UserUnitOfWork, issuer: TokenIssuer, *, refresh_token: 
         roles = frozenset(role for role in token.roles.split(",") if role) & user.role_set
         result = _start_session(uow, issuer, user, roles, now, is_new_user=False, family=token)
         uow.commit()
+    if spent:
+        log.info("a spent refresh token was presented again within the grace window: user %s's session goes on "
+                 "with another pair", token.user_id)
     return result
+
+
+def _reuse_grace(uow: UserUnitOfWork, issuer: TokenIssuer, token: RefreshToken) -> timedelta:
+    """How long after its use `token`, presented again, still gives a pair of its session rather than ending it.
+
+    A mini-program's requests refused together each refresh with the token they hold, and a client retries a refresh
+    whose answer it lost: taking those for theft logged the shopper out everywhere. No grace for a staff session (the
+    admin console refreshes once for all its calls, admin.js refreshOnce, and a stolen staff token is the one most
+    worth catching), nor once a later token of the family was used: whoever did got an answer, so this is no retry.
+    The caller holds the user's row lock, which every refresh of the user takes first: the family cannot move on
+    meanwhile.
+    """
+    if token.used_at is None or token.roles or uow.refresh_tokens.used_since(token.family_id, token.used_at):
+        return timedelta(0)
+    return issuer.refresh_reuse_grace
 
 
 def logout(uow: UserUnitOfWork, issuer: TokenIssuer, *, refresh_token: str, now: datetime | None = None) -> int:

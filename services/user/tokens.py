@@ -32,13 +32,15 @@ def token_hash(raw: str) -> str:
 
 class TokenIssuer:
     def __init__(self, private_key_pem: bytes, *, access_ttl_seconds: int, refresh_ttl_seconds: int,
-                 staff_session_max_hours: int = 12) -> None:
+                 staff_session_max_hours: int = 12, refresh_reuse_grace_seconds: int = 30) -> None:
         self._key = load_pem_private_key(private_key_pem, password=None)
         self.key_id = key_id(self._key.public_key())  # the `kid` verifiers pick the key by
         self.access_ttl = timedelta(seconds=access_ttl_seconds)
         self.refresh_ttl = timedelta(seconds=refresh_ttl_seconds)
         # How long a session carrying staff roles lasts after its password login, refreshed or not.
         self.staff_session_max = timedelta(hours=staff_session_max_hours)
+        # How long a shopper's spent refresh token still gives a pair of its session (see domain.rotate).
+        self.refresh_reuse_grace = timedelta(seconds=refresh_reuse_grace_seconds)
         # Keyed hash for SMS codes, derived from the signing key so no extra secret must be managed.
         self.sms_key = hashlib.sha256(b"minimall-sms-code:" + private_key_pem).digest()
 

@@ -77,6 +77,9 @@ class RefreshTokenRepository(Protocol):
         """The token with this hash, locked until the transaction ends (concurrent refreshes queue); `lock` False
         reads it as it is, unlocked."""
 
+    def used_since(self, family_id: str, since: datetime) -> bool:
+        """Whether a token of the family was used after `since`."""
+
     def revoke_family(self, family_id: str, now: datetime) -> int:
         """Revoke every live token of the family; returns how many sessions (0 or 1) this ended."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -191,9 +192,35 @@ def test_a_spent_refresh_token_presented_again_refuses_its_sessions_access_token
     a, b = replicas
     first = login(a, SHOPPERS[4])
     rotated = a.post(f"{API}/auth/refresh", json={"refresh_token": first["refresh_token"]}).get_json()
+    # Its successor used: no retry nor parallel refresh of the client's, within the grace window or not.
+    moved_on = a.post(f"{API}/auth/refresh", json={"refresh_token": rotated["refresh_token"]}).get_json()
 
     replayed = b.post(f"{API}/auth/refresh", json={"refresh_token": first["refresh_token"]})
 
     assert answer(replayed) == (401, "REFRESH_TOKEN_REUSED")
-    assert [answer(a.get(f"{API}/me", headers=bearer(token))) for token in (first, rotated)] == [
-        (401, "SESSION_ENDED")] * 2
+    assert [answer(a.get(f"{API}/me", headers=bearer(token))) for token in (first, rotated, moved_on)] == [
+        (401, "SESSION_ENDED")] * 3
+
+
+def test_two_refreshes_at_once_with_one_token_both_give_working_pairs(
+        replicas: tuple[FlaskClient, FlaskClient]) -> None:
+    first = login(replicas[0], SHOPPERS[5])
+    barrier = threading.Barrier(2)
+    answers: dict[int, Any] = {}
+
+    def refresh(replica: int) -> None:
+        barrier.wait()
+        answers[replica] = replicas[replica].post(f"{API}/auth/refresh", json={"refresh_token": first["refresh_token"]})
+
+    threads = [threading.Thread(target=refresh, args=(replica,)) for replica in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [answer(answers[replica]) for replica in (0, 1)] == [(200, "")] * 2
+    pairs = [answers[replica].get_json() for replica in (0, 1)]
+    assert [answer(gateway.get(f"{API}/me", headers=bearer(pair))) for pair in pairs for gateway in replicas] == [
+        (200, "")] * 4
+    assert [answer(replicas[0].post(f"{API}/auth/refresh", json={"refresh_token": pair["refresh_token"]}))
+            for pair in pairs] == [(200, "")] * 2

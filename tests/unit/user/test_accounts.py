@@ -150,7 +150,7 @@ def test_user_settings_default_token_lifetimes(base: ServiceSettings, private_ke
 
     assert settings == UserSettings(base=base, jwt_private_key_pem=b"private", sms_provider="console",
                                     access_token_ttl_seconds=900, refresh_token_ttl_seconds=2_592_000,
-                                    staff_session_max_hours=12,
+                                    staff_session_max_hours=12, refresh_reuse_grace_seconds=30,
                                     identity_provider="format-only",
                                     identity_keys=IdentityKeys.derived_for_dev(b"private"))
 
@@ -168,6 +168,14 @@ def test_a_staff_session_limit_outside_an_hour_to_thirty_days_is_refused(base: S
     with pytest.raises(ConfigError, match="STAFF_SESSION_MAX_HOURS"):
         UserSettings.from_env(base, {"JWT_PRIVATE_KEY_FILE": str(private_key_file), "SMS_PROVIDER": "console",
                                      "STAFF_SESSION_MAX_HOURS": hours})
+
+
+@pytest.mark.parametrize("seconds", ["-1", "301", "thirty"])
+def test_a_refresh_reuse_grace_outside_none_to_five_minutes_is_refused(base: ServiceSettings, private_key_file: Path,
+                                                                       seconds: str) -> None:
+    with pytest.raises(ConfigError, match="REFRESH_TOKEN_REUSE_GRACE_SECONDS"):
+        UserSettings.from_env(base, {"JWT_PRIVATE_KEY_FILE": str(private_key_file), "SMS_PROVIDER": "console",
+                                     "REFRESH_TOKEN_REUSE_GRACE_SECONDS": seconds})
 
 
 @pytest.mark.parametrize("environment", ["dev", "test"])

@@ -293,3 +293,46 @@ def test_a_spent_staff_token_presented_past_the_limit_still_revokes_its_family(
 
     assert (raised.value.code, [t.revoked_at for t in uow.refresh_tokens.tokens]) == (
         "REFRESH_TOKEN_REUSED", [T0 + timedelta(hours=13)] * 2)
+
+
+def test_a_shoppers_token_presented_again_within_the_grace_window_gives_another_pair_of_the_same_session(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    login = sms_login(uow, issuer)
+    first = service.refresh_session(uow, issuer, refresh_token=login.refresh_token, now=T0 + timedelta(minutes=20))
+
+    again = service.refresh_session(uow, issuer, refresh_token=login.refresh_token,
+                                    now=T0 + timedelta(minutes=20) + issuer.refresh_reuse_grace - timedelta(microseconds=1))
+
+    spent, *issued = uow.refresh_tokens.tokens
+    assert again.refresh_token not in (first.refresh_token, login.refresh_token)
+    assert [(t.family_id, t.used_at, t.revoked_at) for t in issued] == [(spent.family_id, None, None)] * 2
+    assert spent.used_at == T0 + timedelta(minutes=20)  # the window does not roll on with each presentation
+    assert sid(again) == sid(first) == sid(login)
+
+
+def test_a_staff_sessions_token_presented_again_within_the_grace_window_still_revokes_its_family(
+        uow: FakeUserUnitOfWork, issuer: TokenIssuer) -> None:
+    login = staff_login(uow, issuer)
+    service.refresh_session(uow, issuer, refresh_token=login.refresh_token, now=T0 + timedelta(minutes=20))
+
+    with pytest.raises(RefreshTokenRefused) as raised:
+        service.refresh_session(uow, issuer, refresh_token=login.refresh_token,
+                                now=T0 + timedelta(minutes=20, seconds=1))
+
+    assert (raised.value.code, [t.revoked_at for t in uow.refresh_tokens.tokens]) == (
+        "REFRESH_TOKEN_REUSED", [T0 + timedelta(minutes=20, seconds=1)] * 2)
+
+
+def test_no_grace_window_makes_every_reuse_revoke_the_family(uow: FakeUserUnitOfWork, private_pem: bytes) -> None:
+    strict = TokenIssuer(private_pem, access_ttl_seconds=900, refresh_ttl_seconds=86_400, refresh_reuse_grace_seconds=0)
+    login = sms_login(uow, strict)
+    service.refresh_session(uow, strict, refresh_token=login.refresh_token, now=T0)
+
+    with pytest.raises(RefreshTokenRefused) as raised:
+        service.refresh_session(uow, strict, refresh_token=login.refresh_token, now=T0)
+
+    assert raised.value.code == "REFRESH_TOKEN_REUSED"
+
+
+def sid(result: LoginResult) -> str:
+    return jwt.decode(result.access_token, options={"verify_signature": False})["sid"]
