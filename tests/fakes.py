@@ -894,10 +894,10 @@ class FakeCatalog:
 
     def put(self, sku_id: int, *, product_id: int = 10, price_fen: int = 1000, on_sale: bool = True,
             stock_status: str = "in_stock", category_id: int = 3,
-            category_path: tuple[int, ...] = (), max_per_shopper: int = 0) -> CatalogSku:
+            category_path: tuple[int, ...] = (), max_per_shopper: int = 0, available: int | None = None) -> CatalogSku:
         sku = CatalogSku(sku_id=sku_id, product_id=product_id, name=f"商品{sku_id}", spec="颜色:黑",
                          price_fen=price_fen, stock_status=stock_status, on_sale=on_sale, category_id=category_id,
-                         category_path=category_path, max_per_shopper=max_per_shopper)
+                         category_path=category_path, max_per_shopper=max_per_shopper, available=available)
         self.skus_by_id[sku_id] = sku
         return sku
 

@@ -40,6 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 COLORS = ["36", "32", "33", "35", "34", "31", "96"]
 DEV_SERVICE_TOKEN_TTL = timedelta(days=30)  # minted again at every start
+# The demo shop's returns desk (ORDER_RETURN_ADDRESS): approved returns show shoppers where to send the goods.
+DEMO_RETURN_ADDRESS = {"name": "MiniMall售后", "phone": "0571-88888888", "province": "浙江省", "city": "杭州市",
+                       "district": "西湖区", "detail": "文三路1号 MiniMall 退货仓"}
 
 
 def ensure_keys(var: Path) -> tuple[Path, Path]:
@@ -111,6 +114,7 @@ def platform_env(var: Path) -> dict[str, str]:
     # ... and the member service's recharges (WeChat Pay, Alipay, bank card) under the gateway's /api/v1.
     env.setdefault("MEMBER_NOTIFY_BASE_URL", f"http://{env['GATEWAY_BIND']}/api/v1")
     env.setdefault("MEDIA_DIR", str(var / "media"))  # uploads and the demo catalog's images
+    env.setdefault("ORDER_RETURN_ADDRESS", json.dumps(DEMO_RETURN_ADDRESS, ensure_ascii=False))  # approved returns
     for service in SERVICES:
         env[f"{service.upper()}_DATABASE_URL"] = database_url(Env(env), service)
         if f"{service.upper()}_GRPC_LISTEN" in env:  # a moved service stays reachable by the gateway

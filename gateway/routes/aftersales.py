@@ -65,6 +65,18 @@ class StaffCaseStepOut(StaffStep):
     reason: str = Field(description="as recorded: staff's own notes and reject reasons, the refund engine's errors")
 
 
+class ReturnAddressOut(Reply):
+    """The shop's return address (ORDER_RETURN_ADDRESS): where to send the goods of an approved return. The phone is
+    the shop's, in full."""
+
+    name: str
+    phone: str
+    province: str
+    city: str
+    district: str
+    detail: str
+
+
 class CaseOut(Reply):
     """An after-sales case with its lines, refund and history, as its shopper sees it (who, when, why: in the
     shopper's words or the shop's wording for them, never staff's notes or ids)."""
@@ -81,6 +93,9 @@ class CaseOut(Reply):
     refund_fen: int
     refund_no: str | None
     return_shipment: dict[str, str] | None = Field(description='{"carrier", "tracking_no"} once sent back')
+    return_address: ReturnAddressOut | None = Field(
+        description="where to send the goods back: the shop's return address while the case is AWAITING_RETURN "
+                          "(POST .../return-shipment then says how they were sent); null in every other status")
     created_at: datetime
     updated_at: datetime
     history: list[CaseStepOut]
@@ -94,6 +109,11 @@ class CaseOut(Reply):
                    refund_fen=case.refund_fen, refund_no=case.refund_no or None,
                    return_shipment={"carrier": case.return_carrier, "tracking_no": case.return_tracking_no}
                    if case.return_tracking_no else None,
+                   return_address=ReturnAddressOut(
+                       name=case.return_address.name, phone=case.return_address.phone,
+                       province=case.return_address.province, city=case.return_address.city,
+                       district=case.return_address.district, detail=case.return_address.detail)
+                   if case.HasField("return_address") else None,
                    created_at=utc_time(case.created_at), updated_at=utc_time(case.updated_at),
                    history=cls.history_of(case))
 

@@ -180,7 +180,9 @@ class OrderIn(CheckoutIn):
 class LineOut(Reply):
     """A line as bought (or as it would be bought): the SKU's name, spec and unit price then."""
 
-    id: int
+    id: int = Field(description="the order line's id; in a checkout preview, where no order line exists yet, the "
+                                "cart item's id for a cart line and the sku_id for a buy-now line: distinct within "
+                                "a reply either way (a list key)")
     sku_id: int
     product_id: int
     name: str
@@ -232,7 +234,10 @@ class QuoteOut(AmountsOut):
 @bp.post("/checkout/preview")
 @operation(summary="Price a checkout exactly, locking nothing", tag="checkout", body=CheckoutIn,
            responses={200: QuoteOut},
-           description="Refuses what submit would: 422 PURCHASE_LIMIT_EXCEEDED past a product's max_per_shopper.")
+           description="Refuses what submit would: 422 PURCHASE_LIMIT_EXCEEDED past a product's max_per_shopper; "
+                       "422 OUT_OF_STOCK (`details.sku_id`, as submit) when the catalogue says a line's SKU is sold "
+                       "out or has fewer units free than the line asks. Advisory: nothing is held, so submit's "
+                       "reservation may still refuse what a preview a moment earlier took.")
 def preview(body: CheckoutIn) -> QuoteOut:
     quote = service(OrderServiceStub).QuoteCheckout(body.to_proto())
     return QuoteOut(lines=[LineOut.from_proto(line) for line in quote.lines], points_used=quote.points_used,

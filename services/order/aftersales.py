@@ -74,6 +74,7 @@ from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.common.uow import RoundBudget, each_page
 from services.order import refunds
 from services.order.domain import (
+    Address,
     Order,
     OrderStatus,
     Refund,
@@ -295,6 +296,12 @@ class EngineRefunder:
 class AfterSaleSettings:
     after_sale_days: int = DEFAULT_AFTER_SALE_DAYS
     return_ship_days: int = DEFAULT_RETURN_SHIP_DAYS  # an approved return not sent back by then is closed
+    return_address: Address | None = None  # where shoppers send returns (ORDER_RETURN_ADDRESS); None: not set
+
+    def return_address_for(self, case: AfterSale) -> Address | None:
+        """Where the case's shopper sends the goods back: the shop's return address while the case awaits them
+        (AWAITING_RETURN), and nothing in any other state (before approval, or once sent, closed or refunded)."""
+        return self.return_address if case.status == C.AWAITING_RETURN else None
 
 
 Uow = Callable[[], OrderUnitOfWork]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 
+from services.common import formats
 from services.common.config import ConfigError, Env, ServiceSettings, callback_url, public_callback_url
 from services.common.runtime import Job
 from services.common.runtime_config import RuntimeConfig, Tunable
@@ -16,6 +19,7 @@ from services.order.domain import (
     DEFAULT_PAY_MINUTES,
     MAX_PAY_MINUTES,
     MIN_PAY_MINUTES,
+    Address,
     FreightRule,
 )
 from services.order.refunds import STUCK_SECONDS
@@ -34,6 +38,12 @@ REFUND_STUCK_SECONDS = (600, 7 * 86400)
 # Orders awaiting payment one shopper may have: at least 1 (0 would stop every order), at most 10,000 (a load test's few
 # shoppers placing thousands; in a shop, more than a handful unpaid is one account holding stock).
 MAX_UNPAID_ORDERS = (1, 10_000)
+# ORDER_RETURN_ADDRESS: each field's length (as the user service bounds a shipping address's), and the phone: a
+# mainland mobile number or a landline with its area code (a shop's returns desk often has one), 0571-88888888.
+RETURN_ADDRESS_LENGTHS = {"name": (1, 20), "province": (2, 20), "city": (2, 20), "district": (2, 20),
+                          "detail": (2, 120)}
+RETURN_ADDRESS_PHONE = re.compile(f"{formats.PHONE}|0[0-9]{{2,3}}-[0-9]{{7,8}}")
+RETURN_ADDRESS_FIELDS = ("name", "phone", "province", "city", "district", "detail")
 # The gateway's routes WeChat Pay calls back (gateway/routes/payments.py), under MINIMALL_PUBLIC_URL.
 PAY_NOTIFY_PATH = "/api/v1/payments/wechat/notify"
 REFUND_NOTIFY_PATH = "/api/v1/payments/wechat/refund-notify"
@@ -56,8 +66,8 @@ class OrderServiceSettings:
     most after-sales cases hold auto-confirm in total), ORDER_AUTO_CONFIRM_SCAN_SECONDS (60),
     ORDER_MAX_UNPAID_PER_USER (5; 1 to 10,000: a shopper with this many orders awaiting payment is refused another,
     409 TOO_MANY_UNPAID_ORDERS), ORDER_AFTER_SALE_DAYS (7; 0 to 365) after delivery, ORDER_RETURN_SHIP_DAYS (7; 1 to 60: an approved return
-    not sent back by then is closed, scanned every ORDER_AUTO_CONFIRM_SCAN_SECONDS),
-    and the WECHATPAY_* settings of services.common.wechatpay."""
+    not sent back by then is closed, scanned every ORDER_AUTO_CONFIRM_SCAN_SECONDS), ORDER_RETURN_ADDRESS (unset:
+    none; else a JSON object, `return_address`), and the WECHATPAY_* settings of services.common.wechatpay."""
 
     base: ServiceSettings
     orders: OrderSettings
@@ -103,7 +113,8 @@ class OrderServiceSettings:
                    after_sales=AfterSaleSettings(
                        after_sale_days=env.int_within("ORDER_AFTER_SALE_DAYS", DEFAULT_AFTER_SALE_DAYS, *AFTER_SALE_DAYS),
                        return_ship_days=env.int_within("ORDER_RETURN_SHIP_DAYS", DEFAULT_RETURN_SHIP_DAYS,
-                                                 *RETURN_SHIP_DAYS)),
+                                                 *RETURN_SHIP_DAYS),
+                       return_address=return_address(env.optional("ORDER_RETURN_ADDRESS"))),
                    wechatpay=wechatpay,
                    timeout_scan_seconds=env.float("ORDER_TIMEOUT_SCAN_SECONDS", 10.0),
                    auto_confirm_scan_seconds=env.float("ORDER_AUTO_CONFIRM_SCAN_SECONDS", 60.0),
@@ -114,6 +125,39 @@ class OrderServiceSettings:
                    refund_stuck_seconds=env.int_within("ORDER_REFUND_STUCK_SECONDS", STUCK_SECONDS,
                                                  *REFUND_STUCK_SECONDS),
                    wallet_settle_seconds=wallet_settle_seconds)
+
+
+def return_address(raw: str | None) -> Address | None:
+    """The shop's return address from ORDER_RETURN_ADDRESS, a JSON object of exactly `RETURN_ADDRESS_FIELDS`:
+    {"name": "售后部", "phone": "0571-88888888", "province": "浙江省", "city": "杭州市", "district": "西湖区",
+    "detail": "文三路1号"}; the province by its full or short name (kept by its full one). None when unset.
+    ConfigError naming every field that is missing, unknown or not as RETURN_ADDRESS_LENGTHS and _PHONE say."""
+    if raw is None:
+        return None
+    try:
+        given = json.loads(raw)
+    except ValueError:
+        given = None
+    if not isinstance(given, dict):
+        raise ConfigError(f"ORDER_RETURN_ADDRESS must be a JSON object with {', '.join(RETURN_ADDRESS_FIELDS)}")
+    errors = [f"{name}: unknown" for name in sorted(set(given) - set(RETURN_ADDRESS_FIELDS))]
+    text = {name: value.strip() for name, value in given.items() if isinstance(value, str)}
+    for name in RETURN_ADDRESS_FIELDS:
+        value = text.get(name)
+        low, high = RETURN_ADDRESS_LENGTHS.get(name, (0, 0))
+        if value is None:
+            errors.append(f"{name}: must be given, as a string")
+        elif formats.CONTROL_CHARACTER_PATTERN.search(value):
+            errors.append(f"{name}: must not contain control characters")
+        elif name == "phone" and not RETURN_ADDRESS_PHONE.fullmatch(value):
+            errors.append("phone: must be a mainland mobile number or a landline such as 0571-88888888")
+        elif name == "province" and formats.province_full_name(value) is None:
+            errors.append(f"province: must be {formats.PROVINCE_RULE}")
+        elif name in RETURN_ADDRESS_LENGTHS and not low <= len(value) <= high:
+            errors.append(f"{name}: must be {low}-{high} characters")
+    if errors:
+        raise ConfigError(f"ORDER_RETURN_ADDRESS is not a usable return address: {'; '.join(errors)}")
+    return Address(**{**text, "province": formats.province_full_name(text["province"]) or ""})
 
 
 # Live settings (services/common/runtime_config.py): ops change them while the service runs with

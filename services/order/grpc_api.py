@@ -457,7 +457,9 @@ class AfterSaleServicer(after_sale_pb2_grpc.AfterSaleServiceServicer):
                 tx.commit()
             lines = order.lines if order is not None else []
         bought = {line.id: line for line in lines}
+        return_address = self.settings.return_address_for(case)
         return after_sale_pb2.AfterSale(
+            return_address=_address(return_address) if return_address is not None else None,
             id=case.id, case_no=case.case_no, order_id=case.order_id, order_no=case.order_no, user_id=case.user_id,
             type=case.type, status=case.status, reason=case.reason, images=case.images, refund_fen=case.refund_fen,
             return_carrier=case.return_carrier, return_tracking_no=case.return_tracking_no, refund_no=case.refund_no,

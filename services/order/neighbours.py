@@ -30,7 +30,8 @@ class GrpcCatalog:
 
     def skus(self, sku_ids: set[int]) -> dict[int, CatalogSku]:
         with passed_on("product"):
-            found = self.clients.get(ProductServiceStub).GetSkus(product_pb2.GetSkusRequest(sku_ids=sorted(sku_ids)))
+            # As the order service itself: the product service tells it (only it) the units free to reserve.
+            found = self.clients.get(ProductServiceStub, as_service=True).GetSkus(product_pb2.GetSkusRequest(sku_ids=sorted(sku_ids)))
         return _catalog_skus(found.skus)
 
 
@@ -40,8 +41,14 @@ def _catalog_skus(offers: Iterable[product_pb2.SkuOffer]) -> dict[int, CatalogSk
                                      stock_status=offer.sku.stock_status, on_sale=offer.on_sale,
                                      category_id=offer.category_id, brand_id=offer.brand_id, image=offer.image,
                                      category_path=tuple(offer.category_path),
-                                     max_per_shopper=offer.max_per_shopper)
+                                     max_per_shopper=offer.max_per_shopper, available=_available(offer.sku))
             for offer in offers}
+
+
+def _available(sku: product_pb2.Sku) -> int | None:
+    """The units free to reserve; None when the product service did not say (one of the previous release answers
+    stock 0, as to shoppers, for a SKU whose status says some are left)."""
+    return sku.stock if sku.stock or sku.stock_status == "sold_out" else None
 
 
 class GrpcStock:

@@ -25,6 +25,14 @@ class CatalogSku:
     image: str = ""
     category_path: tuple[int, ...] = ()  # category_id's ancestors, root first, then itself (coupons match on it)
     max_per_shopper: int = 0  # 限购: the product's units one shopper may hold in orders; 0 = no limit
+    available: int | None = None  # units free to reserve now; None: not told (a product service of the previous release)
+
+    def covers(self, quantity: int) -> bool:
+        """Whether the catalogue's word now is that `quantity` units can be reserved: not sold out, and no more
+        than `available` when told. Advisory: only the reservation holds units, and it may still refuse."""
+        if self.stock_status == "sold_out":
+            return False
+        return self.available is None or quantity <= self.available
 
 
 @dataclass(frozen=True)

@@ -266,14 +266,15 @@ def _wanted(cart: list[CartItem], request: CheckoutInput) -> list[StockLine]:
 
 
 def _lines(skus: Mapping[int, CatalogSku], wanted: list[StockLine], *, held: bool = False) -> list[OrderLine]:
-    """The order lines at the SKUs' prices; each SKU on sale and, unless its units are `held`, not sold out."""
+    """The order lines at the SKUs' prices; each SKU on sale and, unless its units are `held`, one the catalogue
+    says can cover the line (`CatalogSku.covers`): OUT_OF_STOCK naming the SKU, as the reservation refuses it."""
     lines = []
     for want in wanted:
         sku = skus.get(want.sku_id)
         if sku is None or not sku.on_sale:
             raise DomainError("SKU_UNAVAILABLE", "a product is no longer on sale", details={"sku_id": want.sku_id})
-        if sku.stock_status == "sold_out" and not held:
-            raise DomainError("OUT_OF_STOCK", "a product is sold out", details={"sku_id": want.sku_id})
+        if not held and not sku.covers(want.quantity):
+            raise DomainError("OUT_OF_STOCK", "not enough stock for one of the lines", details={"sku_id": want.sku_id})
         lines.append(OrderLine(sku_id=sku.sku_id, product_id=sku.product_id, name=sku.name, spec=sku.spec,
                                price_fen=sku.price_fen, quantity=want.quantity, category_id=sku.category_id,
                                brand_id=sku.brand_id, image=sku.image))
@@ -306,6 +307,10 @@ def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, use
     """The exact breakdown submit would charge now (same lines, same `price`), locking nothing,
     and the shopper's coupons usable for these lines.
 
+    Stock is checked as the catalogue has it now (`_lines`: sold out, or more than the units free to reserve, is
+    OUT_OF_STOCK); advisory only, as nothing is held: submit's reservation decides. Each line's id is what the
+    client keys it on (no order line exists yet): its cart item's id, or for a buy-now line its sku_id.
+
     The address is found as submit finds it: another user's or none is ADDRESS_NOT_FOUND. It changes no amount
     (freight is flat, FreightRule); a shopper not verified yet is quoted all the same (the user service then does
     not look at the address, and submit refuses IDENTITY_NOT_VERIFIED). No address_id: no call."""
@@ -314,6 +319,8 @@ def quote_checkout(uow: OrderUnitOfWork, catalog: Catalog, members: Members, use
     wanted = _wanted(_cart_of(uow, user_id) if request.cart_item_ids else [], request)
     skus = catalog.skus({want.sku_id for want in wanted})
     lines = _lines(skus, wanted)
+    for line, line_id in zip(lines, list(dict.fromkeys(request.cart_item_ids)) or [request.sku_id], strict=True):
+        line.id = line_id
     limits = _limits(lines, skus)
     if limits:
         with uow:

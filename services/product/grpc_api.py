@@ -61,8 +61,12 @@ class ProductServicer(product_pb2_grpc.ProductServiceServicer):
         return product_message(view, staff=False)
 
     def GetSkus(self, request: product_pb2.GetSkusRequest, context: grpc.ServicerContext) -> product_pb2.GetSkusResponse:
-        return product_pb2.GetSkusResponse(skus=[_offer(offer) for offer in service.get_skus(self.uow(),
-                                                                                             sku_ids=request.sku_ids)])
+        # The exact stock only to the service that reserves it (its checkout preview refuses what a reservation
+        # would): anyone else, a shopper's token included, reads the status alone, as on the product page.
+        caller = caller_var.get()
+        exact = caller is not None and caller.is_service and caller.service in STOCK_CALLERS
+        return product_pb2.GetSkusResponse(skus=[_offer(offer, exact_stock=exact)
+                                                 for offer in service.get_skus(self.uow(), sku_ids=request.sku_ids)])
 
     # Staff
 
@@ -252,8 +256,8 @@ def _brand(brand: Brand) -> product_pb2.Brand:
     return product_pb2.Brand(id=brand.id or 0, name=brand.name, logo=brand.logo)
 
 
-def _offer(offer: SkuOffer) -> product_pb2.SkuOffer:
-    return product_pb2.SkuOffer(sku=_sku(offer.sku, staff=False), product_id=offer.product_id, name=offer.name,
+def _offer(offer: SkuOffer, *, exact_stock: bool = False) -> product_pb2.SkuOffer:
+    return product_pb2.SkuOffer(sku=_sku(offer.sku, staff=exact_stock), product_id=offer.product_id, name=offer.name,
                                 on_sale=offer.on_sale, category_id=offer.category_id, brand_id=offer.brand_id,
                                 image=offer.image, category_path=offer.category_path,
                                 max_per_shopper=offer.max_per_shopper)

@@ -17,7 +17,7 @@ from services.order import service as orders
 from services.order.neighbours import GrpcCatalog
 from services.product.domain import UNAPPROVED_NAME
 from tests.fakes import FakeOrderUnitOfWork
-from tests.fixtures.keys import JwtKeys
+from tests.fixtures.keys import JwtKeys, service_token
 from tests.integration.product.conftest import Shelf
 
 pytestmark = pytest.mark.integration
@@ -28,8 +28,9 @@ APPROVED_IMAGE, EDITED_IMAGE = "/media/mate60.jpg", "/media/mate70-unreleased.jp
 
 @pytest.fixture
 def catalog(product_port: int, jwt_keys: JwtKeys, user_token: Callable[..., str]) -> Iterator[GrpcCatalog]:
-    """The order service's catalogue port, serving the shopper (their token rides on its calls)."""
-    clients = ServiceClients(Discovery(None, Env({"PRODUCT_GRPC_TARGET": f"127.0.0.1:{product_port}"})), 10)
+    """The order service's catalogue port, serving the shopper (it asks as the order service itself)."""
+    clients = ServiceClients(Discovery(None, Env({"PRODUCT_GRPC_TARGET": f"127.0.0.1:{product_port}"})), 10,
+                             service_token=service_token(jwt_keys, "order"))
     shopper = caller_var.set(TokenVerifier(jwt_keys.public_pem).verify(user_token(SHOPPER)))
     yield GrpcCatalog(clients)
     caller_var.reset(shopper)

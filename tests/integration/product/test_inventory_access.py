@@ -102,3 +102,20 @@ def test_the_order_services_client_reserves_as_itself_while_serving_a_shopper(
         clients.close()
 
     assert (after_reserve, shelf.stock(product_id), as_shopper) == ([6], [10], ("PERMISSION_DENIED", "FORBIDDEN"))
+
+
+def test_get_skus_tells_the_units_free_to_reserve_to_the_order_service_alone(
+        shelf: Shelf, stub: ProductServiceStub, jwt_keys: JwtKeys, user_token: Callable[..., str]) -> None:
+    product_id = shelf.product("手机", stock=10)
+    [sku_id] = shelf.sku_ids(product_id)
+    stub.ReserveStock(product_pb2.ReserveStockRequest(order_no="O-4", lines=[product_pb2.StockLine(
+        sku_id=sku_id, quantity=3)]), metadata=as_service(jwt_keys, "order"), timeout=10)
+
+    def stock_told(metadata: Metadata) -> tuple[int, str]:
+        [offer] = stub.GetSkus(product_pb2.GetSkusRequest(sku_ids=[sku_id]), metadata=metadata, timeout=10).skus
+        return offer.sku.stock, offer.sku.stock_status
+
+    shopper = [("authorization", f"Bearer {user_token(SHOPPER)}")]
+    product = [("authorization", f"Bearer {service_token(jwt_keys, 'product')}")]
+    assert (stock_told(as_service(jwt_keys, "order")), stock_told(shopper), stock_told(product)) == (
+        (7, "low"), (0, "low"), (0, "low"))

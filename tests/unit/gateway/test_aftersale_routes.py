@@ -8,7 +8,7 @@ import grpc
 import pytest
 from flask.testing import FlaskClient
 from google.protobuf.timestamp_pb2 import Timestamp
-from mall.order.v1 import after_sale_pb2
+from mall.order.v1 import after_sale_pb2, order_pb2
 
 from services.common.grpc_server import CODE_KEY
 from tests.unit.gateway.conftest import history_item
@@ -198,3 +198,19 @@ def test_the_openapi_document_gives_shoppers_their_case_steps_and_staff_every_st
     decision = spec["paths"]["/api/v1/admin/after-sales/{case_id}/decision"]["post"]["requestBody"]
     body = schemas[decision["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]]["properties"]
     assert "staff only" in body["note"]["description"] and "shopper" in body["shopper_reason"]["description"]
+
+
+def test_my_approved_return_shows_the_shops_return_address_in_full_and_other_cases_none(client: FlaskClient, clients,
+                                                                                         auth) -> None:
+    awaiting = after_sale_pb2.AfterSale(
+        id=8, case_no="AS2", order_id=5, order_no="O5", user_id=42, type="return_refund", status="AWAITING_RETURN",
+        created_at=AT, updated_at=AT, return_address=order_pb2.Address(
+            name="售后部", phone="13800138000", province="浙江省", city="杭州市", district="西湖区", detail="文三路1号"))
+    clients.order.GetAfterSale.reply = awaiting
+    approved = client.get("/api/v1/after-sales/8", headers=auth).get_json()
+    clients.order.GetAfterSale.reply = WITHDRAWN
+    withdrawn = client.get("/api/v1/after-sales/7", headers=auth).get_json()
+
+    assert approved["return_address"] == {"name": "售后部", "phone": "13800138000", "province": "浙江省",
+                                          "city": "杭州市", "district": "西湖区", "detail": "文三路1号"}
+    assert withdrawn["return_address"] is None

@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from google.protobuf.timestamp_pb2 import Timestamp
 from mall.order.v1 import order_pb2
 
-from services.common.errors import Conflict
+from services.common.errors import Conflict, DomainError
 from services.common.grpc_server import CODE_KEY, to_grpc
 from tests.unit.gateway.conftest import history_item
 
@@ -140,6 +140,32 @@ def test_the_preview_answers_the_exact_amounts_and_my_usable_coupons(client: Fla
                                        "valid_to": "2026-11-18T11:06:40Z"}]
     assert clients.order.QuoteCheckout.calls[0].message == order_pb2.CheckoutRequest(sku_id=101, quantity=2,
                                                                                       address_id=7)
+
+
+def test_a_preview_past_a_skus_free_units_is_a_422_naming_the_sku_as_submit(client: FlaskClient, clients, auth,
+                                                                           rpc_error) -> None:
+    # as service._lines refuses it, and the product service's reservation on submit
+    refused = rpc_error(*to_grpc(DomainError("OUT_OF_STOCK", "not enough stock for one of the lines",
+                                             details={"sku_id": 179})))
+    clients.order.QuoteCheckout.error = clients.order.SubmitOrder.error = refused
+
+    answers = [client.post("/api/v1/checkout/preview", json={"sku_id": 179, "quantity": 999, "address_id": 7},
+                           headers=auth),
+               client.post("/api/v1/orders", json={"sku_id": 179, "quantity": 999, "address_id": 7},
+                           headers={**auth, "Idempotency-Key": "abc-1"})]
+
+    assert [(a.status_code, a.get_json()["error"]["code"], a.get_json()["error"]["details"]) for a in answers] == [
+        (422, "OUT_OF_STOCK", {"sku_id": 179})] * 2
+
+
+def test_preview_lines_keep_the_ids_the_order_service_keys_them_on(client: FlaskClient, clients, auth) -> None:
+    clients.order.QuoteCheckout.reply = order_pb2.CheckoutQuote(lines=[  # cart item ids 31 and 30
+        order_pb2.OrderLine(id=31, sku_id=101, quantity=1), order_pb2.OrderLine(id=30, sku_id=102, quantity=1)])
+
+    response = client.post("/api/v1/checkout/preview", json={"cart_item_ids": [31, 30], "address_id": 7},
+                           headers=auth)
+
+    assert [line["id"] for line in response.get_json()["lines"]] == [31, 30]
 
 
 def test_another_users_order_is_a_404(client: FlaskClient, clients, auth, rpc_error) -> None:

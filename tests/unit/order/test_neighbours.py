@@ -32,6 +32,20 @@ def test_the_catalogue_asks_for_skus_by_id_and_keeps_those_off_sale_marked(fake_
                      102: CatalogSku(102, 11, "旧茶", "", 500, "in_stock", False)}
 
 
+def test_the_catalogue_asks_as_the_order_service_and_reads_the_units_free_to_reserve(
+        fake_services: FakeServices) -> None:
+    fake_services.product.GetSkus.reply = product_pb2.GetSkusResponse(skus=[
+        product_pb2.SkuOffer(sku=product_pb2.Sku(id=101, stock=7, stock_status="low"), on_sale=True),
+        product_pb2.SkuOffer(sku=product_pb2.Sku(id=102, stock_status="sold_out"), on_sale=True),
+        # a product service of the previous release counts for nobody: stock 0 beside a status with units left
+        product_pb2.SkuOffer(sku=product_pb2.Sku(id=103, stock_status="in_stock"), on_sale=True)])
+
+    found = GrpcCatalog(fake_services).skus({101, 102, 103})
+
+    assert fake_services.product.GetSkus.calls[0].metadata["authorization"] == "Bearer service-token"
+    assert {sku_id: sku.available for sku_id, sku in found.items()} == {101: 7, 102: 0, 103: None}
+
+
 
 def test_a_reservation_answers_the_snapshot_the_product_service_read_while_holding_the_units(
         fake_services: FakeServices) -> None:
@@ -42,7 +56,7 @@ def test_a_reservation_answers_the_snapshot_the_product_service_read_while_holdi
 
     held = GrpcStock(fake_services).reserve("O-1", [StockLine(sku_id=101, quantity=2)])
 
-    assert held == {101: CatalogSku(101, 10, "茶", "", 1999, "sold_out", True, 3, category_path=(1, 3))}
+    assert held == {101: CatalogSku(101, 10, "茶", "", 1999, "sold_out", True, 3, category_path=(1, 3), available=0)}
     assert fake_services.product.GetSkus.calls == []
 
 

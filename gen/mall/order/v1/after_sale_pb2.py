@@ -23,39 +23,40 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from mall.order.v1 import order_pb2 as mall_dot_order_dot_v1_dot_order__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emall/order/v1/after_sale.proto\x12\rmall.order.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"r\n\rAfterSaleLine\x12\x0f\n\x07line_id\x18\x01 \x01(\x03\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x12\x12\n\namount_fen\x18\x03 \x01(\x03\x12\x0e\n\x06sku_id\x18\x04 \x01(\x03\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x0c\n\x04spec\x18\x06 \x01(\t\"\x97\x01\n\rAfterSaleStep\x12\x0e\n\x06status\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x17\n\x0fshopper_visible\x18\x05 \x01(\x08\x12\x16\n\x0eshopper_reason\x18\x06 \x01(\t\"\xb2\x03\n\tAfterSale\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07\x63\x61se_no\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\x03\x12\x10\n\x08order_no\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\x03\x12\x0c\n\x04type\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x0e\n\x06images\x18\t \x03(\t\x12+\n\x05lines\x18\n \x03(\x0b\x32\x1c.mall.order.v1.AfterSaleLine\x12\x12\n\nrefund_fen\x18\x0b \x01(\x03\x12\x16\n\x0ereturn_carrier\x18\x0c \x01(\t\x12\x1a\n\x12return_tracking_no\x18\r \x01(\t\x12\x11\n\trefund_no\x18\x0e \x01(\t\x12.\n\ncreated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x07history\x18\x11 \x03(\x0b\x32\x1c.mall.order.v1.AfterSaleStep\"\x85\x01\n\x16\x43reateAfterSaleRequest\x12\x10\n\x08order_id\x18\x01 \x01(\x03\x12\x0c\n\x04type\x18\x02 \x01(\t\x12+\n\x05lines\x18\x03 \x03(\x0b\x32\x1c.mall.order.v1.AfterSaleLine\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06images\x18\x05 \x03(\t\"!\n\x13GetAfterSaleRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"6\n\x15ListAfterSalesRequest\x12\x0e\n\x06offset\x18\x01 \x01(\x05\x12\r\n\x05limit\x18\x02 \x01(\x05\"P\n\x16ListAfterSalesResponse\x12\'\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x18.mall.order.v1.AfterSale\x12\r\n\x05total\x18\x02 \x01(\x03\"\xca\x01\n\x17SearchAfterSalesRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08order_no\x18\x03 \x01(\t\x12\x30\n\x0c\x63reated_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_to\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06offset\x18\x06 \x01(\x05\x12\r\n\x05limit\x18\x07 \x01(\x05\"O\n\x1bSubmitReturnShipmentRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07\x63\x61rrier\x18\x02 \x01(\t\x12\x13\n\x0btracking_no\x18\x03 \x01(\t\"6\n\x18WithdrawAfterSaleRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\"]\n\x16\x44\x65\x63ideAfterSaleRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07\x61pprove\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x16\n\x0eshopper_reason\x18\x04 \x01(\t\"0\n\x14ReceiveReturnRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04note\x18\x02 \x01(\t2\xa6\x06\n\x10\x41\x66terSaleService\x12R\n\x0f\x43reateAfterSale\x12%.mall.order.v1.CreateAfterSaleRequest\x1a\x18.mall.order.v1.AfterSale\x12L\n\x0cGetAfterSale\x12\".mall.order.v1.GetAfterSaleRequest\x1a\x18.mall.order.v1.AfterSale\x12]\n\x0eListAfterSales\x12$.mall.order.v1.ListAfterSalesRequest\x1a%.mall.order.v1.ListAfterSalesResponse\x12\\\n\x14SubmitReturnShipment\x12*.mall.order.v1.SubmitReturnShipmentRequest\x1a\x18.mall.order.v1.AfterSale\x12V\n\x11WithdrawAfterSale\x12\'.mall.order.v1.WithdrawAfterSaleRequest\x1a\x18.mall.order.v1.AfterSale\x12\x61\n\x10SearchAfterSales\x12&.mall.order.v1.SearchAfterSalesRequest\x1a%.mall.order.v1.ListAfterSalesResponse\x12R\n\x0f\x44\x65\x63ideAfterSale\x12%.mall.order.v1.DecideAfterSaleRequest\x1a\x18.mall.order.v1.AfterSale\x12N\n\rReceiveReturn\x12#.mall.order.v1.ReceiveReturnRequest\x1a\x18.mall.order.v1.AfterSale\x12T\n\x14RetryAfterSaleRefund\x12\".mall.order.v1.GetAfterSaleRequest\x1a\x18.mall.order.v1.AfterSaleb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emall/order/v1/after_sale.proto\x12\rmall.order.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19mall/order/v1/order.proto\"r\n\rAfterSaleLine\x12\x0f\n\x07line_id\x18\x01 \x01(\x03\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x12\x12\n\namount_fen\x18\x03 \x01(\x03\x12\x0e\n\x06sku_id\x18\x04 \x01(\x03\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x0c\n\x04spec\x18\x06 \x01(\t\"\x97\x01\n\rAfterSaleStep\x12\x0e\n\x06status\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x17\n\x0fshopper_visible\x18\x05 \x01(\x08\x12\x16\n\x0eshopper_reason\x18\x06 \x01(\t\"\xe2\x03\n\tAfterSale\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07\x63\x61se_no\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\x03\x12\x10\n\x08order_no\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\x03\x12\x0c\n\x04type\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x0e\n\x06images\x18\t \x03(\t\x12+\n\x05lines\x18\n \x03(\x0b\x32\x1c.mall.order.v1.AfterSaleLine\x12\x12\n\nrefund_fen\x18\x0b \x01(\x03\x12\x16\n\x0ereturn_carrier\x18\x0c \x01(\t\x12\x1a\n\x12return_tracking_no\x18\r \x01(\t\x12\x11\n\trefund_no\x18\x0e \x01(\t\x12.\n\ncreated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x07history\x18\x11 \x03(\x0b\x32\x1c.mall.order.v1.AfterSaleStep\x12.\n\x0ereturn_address\x18\x12 \x01(\x0b\x32\x16.mall.order.v1.Address\"\x85\x01\n\x16\x43reateAfterSaleRequest\x12\x10\n\x08order_id\x18\x01 \x01(\x03\x12\x0c\n\x04type\x18\x02 \x01(\t\x12+\n\x05lines\x18\x03 \x03(\x0b\x32\x1c.mall.order.v1.AfterSaleLine\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06images\x18\x05 \x03(\t\"!\n\x13GetAfterSaleRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"6\n\x15ListAfterSalesRequest\x12\x0e\n\x06offset\x18\x01 \x01(\x05\x12\r\n\x05limit\x18\x02 \x01(\x05\"P\n\x16ListAfterSalesResponse\x12\'\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x18.mall.order.v1.AfterSale\x12\r\n\x05total\x18\x02 \x01(\x03\"\xca\x01\n\x17SearchAfterSalesRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08order_no\x18\x03 \x01(\t\x12\x30\n\x0c\x63reated_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_to\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06offset\x18\x06 \x01(\x05\x12\r\n\x05limit\x18\x07 \x01(\x05\"O\n\x1bSubmitReturnShipmentRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07\x63\x61rrier\x18\x02 \x01(\t\x12\x13\n\x0btracking_no\x18\x03 \x01(\t\"6\n\x18WithdrawAfterSaleRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\"]\n\x16\x44\x65\x63ideAfterSaleRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07\x61pprove\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x16\n\x0eshopper_reason\x18\x04 \x01(\t\"0\n\x14ReceiveReturnRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04note\x18\x02 \x01(\t2\xa6\x06\n\x10\x41\x66terSaleService\x12R\n\x0f\x43reateAfterSale\x12%.mall.order.v1.CreateAfterSaleRequest\x1a\x18.mall.order.v1.AfterSale\x12L\n\x0cGetAfterSale\x12\".mall.order.v1.GetAfterSaleRequest\x1a\x18.mall.order.v1.AfterSale\x12]\n\x0eListAfterSales\x12$.mall.order.v1.ListAfterSalesRequest\x1a%.mall.order.v1.ListAfterSalesResponse\x12\\\n\x14SubmitReturnShipment\x12*.mall.order.v1.SubmitReturnShipmentRequest\x1a\x18.mall.order.v1.AfterSale\x12V\n\x11WithdrawAfterSale\x12\'.mall.order.v1.WithdrawAfterSaleRequest\x1a\x18.mall.order.v1.AfterSale\x12\x61\n\x10SearchAfterSales\x12&.mall.order.v1.SearchAfterSalesRequest\x1a%.mall.order.v1.ListAfterSalesResponse\x12R\n\x0f\x44\x65\x63ideAfterSale\x12%.mall.order.v1.DecideAfterSaleRequest\x1a\x18.mall.order.v1.AfterSale\x12N\n\rReceiveReturn\x12#.mall.order.v1.ReceiveReturnRequest\x1a\x18.mall.order.v1.AfterSale\x12T\n\x14RetryAfterSaleRefund\x12\".mall.order.v1.GetAfterSaleRequest\x1a\x18.mall.order.v1.AfterSaleb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mall.order.v1.after_sale_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AFTERSALELINE']._serialized_start=82
-  _globals['_AFTERSALELINE']._serialized_end=196
-  _globals['_AFTERSALESTEP']._serialized_start=199
-  _globals['_AFTERSALESTEP']._serialized_end=350
-  _globals['_AFTERSALE']._serialized_start=353
-  _globals['_AFTERSALE']._serialized_end=787
-  _globals['_CREATEAFTERSALEREQUEST']._serialized_start=790
-  _globals['_CREATEAFTERSALEREQUEST']._serialized_end=923
-  _globals['_GETAFTERSALEREQUEST']._serialized_start=925
-  _globals['_GETAFTERSALEREQUEST']._serialized_end=958
-  _globals['_LISTAFTERSALESREQUEST']._serialized_start=960
-  _globals['_LISTAFTERSALESREQUEST']._serialized_end=1014
-  _globals['_LISTAFTERSALESRESPONSE']._serialized_start=1016
-  _globals['_LISTAFTERSALESRESPONSE']._serialized_end=1096
-  _globals['_SEARCHAFTERSALESREQUEST']._serialized_start=1099
-  _globals['_SEARCHAFTERSALESREQUEST']._serialized_end=1301
-  _globals['_SUBMITRETURNSHIPMENTREQUEST']._serialized_start=1303
-  _globals['_SUBMITRETURNSHIPMENTREQUEST']._serialized_end=1382
-  _globals['_WITHDRAWAFTERSALEREQUEST']._serialized_start=1384
-  _globals['_WITHDRAWAFTERSALEREQUEST']._serialized_end=1438
-  _globals['_DECIDEAFTERSALEREQUEST']._serialized_start=1440
-  _globals['_DECIDEAFTERSALEREQUEST']._serialized_end=1533
-  _globals['_RECEIVERETURNREQUEST']._serialized_start=1535
-  _globals['_RECEIVERETURNREQUEST']._serialized_end=1583
-  _globals['_AFTERSALESERVICE']._serialized_start=1586
-  _globals['_AFTERSALESERVICE']._serialized_end=2392
+  _globals['_AFTERSALELINE']._serialized_start=109
+  _globals['_AFTERSALELINE']._serialized_end=223
+  _globals['_AFTERSALESTEP']._serialized_start=226
+  _globals['_AFTERSALESTEP']._serialized_end=377
+  _globals['_AFTERSALE']._serialized_start=380
+  _globals['_AFTERSALE']._serialized_end=862
+  _globals['_CREATEAFTERSALEREQUEST']._serialized_start=865
+  _globals['_CREATEAFTERSALEREQUEST']._serialized_end=998
+  _globals['_GETAFTERSALEREQUEST']._serialized_start=1000
+  _globals['_GETAFTERSALEREQUEST']._serialized_end=1033
+  _globals['_LISTAFTERSALESREQUEST']._serialized_start=1035
+  _globals['_LISTAFTERSALESREQUEST']._serialized_end=1089
+  _globals['_LISTAFTERSALESRESPONSE']._serialized_start=1091
+  _globals['_LISTAFTERSALESRESPONSE']._serialized_end=1171
+  _globals['_SEARCHAFTERSALESREQUEST']._serialized_start=1174
+  _globals['_SEARCHAFTERSALESREQUEST']._serialized_end=1376
+  _globals['_SUBMITRETURNSHIPMENTREQUEST']._serialized_start=1378
+  _globals['_SUBMITRETURNSHIPMENTREQUEST']._serialized_end=1457
+  _globals['_WITHDRAWAFTERSALEREQUEST']._serialized_start=1459
+  _globals['_WITHDRAWAFTERSALEREQUEST']._serialized_end=1513
+  _globals['_DECIDEAFTERSALEREQUEST']._serialized_start=1515
+  _globals['_DECIDEAFTERSALEREQUEST']._serialized_end=1608
+  _globals['_RECEIVERETURNREQUEST']._serialized_start=1610
+  _globals['_RECEIVERETURNREQUEST']._serialized_end=1658
+  _globals['_AFTERSALESERVICE']._serialized_start=1661
+  _globals['_AFTERSALESERVICE']._serialized_end=2467
 # @@protoc_insertion_point(module_scope)

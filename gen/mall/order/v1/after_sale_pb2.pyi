@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from mall.order.v1 import order_pb2 as _order_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -42,7 +43,7 @@ class AfterSaleStep(_message.Message):
     def __init__(self, status: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ..., shopper_visible: _Optional[bool] = ..., shopper_reason: _Optional[str] = ...) -> None: ...
 
 class AfterSale(_message.Message):
-    __slots__ = ("id", "case_no", "order_id", "order_no", "user_id", "type", "status", "reason", "images", "lines", "refund_fen", "return_carrier", "return_tracking_no", "refund_no", "created_at", "updated_at", "history")
+    __slots__ = ("id", "case_no", "order_id", "order_no", "user_id", "type", "status", "reason", "images", "lines", "refund_fen", "return_carrier", "return_tracking_no", "refund_no", "created_at", "updated_at", "history", "return_address")
     ID_FIELD_NUMBER: _ClassVar[int]
     CASE_NO_FIELD_NUMBER: _ClassVar[int]
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +61,7 @@ class AfterSale(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
+    RETURN_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     id: int
     case_no: str
     order_id: int
@@ -77,7 +79,8 @@ class AfterSale(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     history: _containers.RepeatedCompositeFieldContainer[AfterSaleStep]
-    def __init__(self, id: _Optional[int] = ..., case_no: _Optional[str] = ..., order_id: _Optional[int] = ..., order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., type: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., lines: _Optional[_Iterable[_Union[AfterSaleLine, _Mapping]]] = ..., refund_fen: _Optional[int] = ..., return_carrier: _Optional[str] = ..., return_tracking_no: _Optional[str] = ..., refund_no: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., history: _Optional[_Iterable[_Union[AfterSaleStep, _Mapping]]] = ...) -> None: ...
+    return_address: _order_pb2.Address
+    def __init__(self, id: _Optional[int] = ..., case_no: _Optional[str] = ..., order_id: _Optional[int] = ..., order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., type: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ..., lines: _Optional[_Iterable[_Union[AfterSaleLine, _Mapping]]] = ..., refund_fen: _Optional[int] = ..., return_carrier: _Optional[str] = ..., return_tracking_no: _Optional[str] = ..., refund_no: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., history: _Optional[_Iterable[_Union[AfterSaleStep, _Mapping]]] = ..., return_address: _Optional[_Union[_order_pb2.Address, _Mapping]] = ...) -> None: ...
 
 class CreateAfterSaleRequest(_message.Message):
     __slots__ = ("order_id", "type", "lines", "reason", "images")
