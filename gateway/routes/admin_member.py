@@ -15,7 +15,7 @@ from pydantic import Field
 from gateway.api import MAX_ID, Body, Id, Page, PageQuery, Query, Reply, ShopTime, operation, service
 from gateway.routes.member import MAX_FEN, CouponTemplateOut, LedgerEntryOut, MemberOut, WithdrawalOut, moment
 from services.common.auth import MEMBER_READERS, TEMPLATE_APPROVERS, TEMPLATE_EDITORS, TEMPLATE_READERS, Role
-from services.common.formats import LEDGER_CHECK_MAX_ACCOUNTS
+from services.common.formats import LEDGER_CHECK_MAX_ACCOUNTS, SHOPPER_REASON_MAX
 
 bp = Blueprint("admin_member", __name__, url_prefix="/api/v1/admin")
 
@@ -93,8 +93,13 @@ class DisableIn(Body):
 
 
 class DecisionIn(Body):
+    """Approve (pay out) or reject (release) a withdrawal: `note` for staff, `shopper_reason` for the shopper."""
+
     approve: bool
-    note: str = Field("", max_length=200)
+    note: str = Field("", max_length=200, description="staff only: never shown to the shopper (admin views keep it)")
+    shopper_reason: str = Field("", max_length=SHOPPER_REASON_MAX,
+                                description="shown to the shopper (their withdrawal's shopper_reason): write there "
+                                            "why it is rejected; finance's note is not shown")
 
 
 class Mismatch(Reply):
@@ -223,11 +228,14 @@ def disable_coupon_template(template_id: int, body: DisableIn) -> StaffCouponTem
 @bp.post("/withdrawals/<id:withdrawal_id>/decision")
 @operation(summary="Approve (pay out) or reject (release) a withdrawal", tag="admin", roles=(Role.FINANCE,),
            body=DecisionIn, responses={200: WithdrawalOut},
-           description="403 OWN_REQUEST on the staff member's own withdrawal: another finance staff member decides "
-                       "it.")
+           description="The note is staff's (admin views show it); the shopper reads shopper_reason instead: for a "
+                       "rejection, write there why, it is shown to the shopper as written. Should the payout "
+                       "channel then refuse or fail the transfer, the shopper reads a fixed sentence instead, the "
+                       "channel's reason going to the note. 403 OWN_REQUEST on the staff member's own withdrawal: "
+                       "another finance staff member decides it.")
 def decide_withdrawal(withdrawal_id: int, body: DecisionIn) -> WithdrawalOut:
     return WithdrawalOut.from_proto(service(MemberServiceStub).DecideWithdrawal(pb.DecideWithdrawalRequest(
-        withdrawal_id=withdrawal_id, approve=body.approve, note=body.note)))
+        withdrawal_id=withdrawal_id, approve=body.approve, note=body.note, shopper_reason=body.shopper_reason)))
 
 
 class WithdrawalsQuery(PageQuery):

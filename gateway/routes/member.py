@@ -208,9 +208,13 @@ class WithdrawalRequest(Body):
         "the withdrawal stays under review, nothing sent)")
 
 
-class WithdrawalOut(Reply):
-    """A withdrawal."""
+SHOPPER_REASON = (f"what the shopper reads of it: finance's words for them when deciding it (at most "
+                  f"{formats.SHOPPER_REASON_MAX} characters; above all why it was rejected); when the transfer was "
+                  f"refused, \"{formats.PAYOUT_REFUSED_SHOPPER}\" (back under review), when it failed, "
+                  f"\"{formats.PAYOUT_FAILED_SHOPPER}\"; else empty")
 
+
+class _Withdrawal(Reply):
     id: int
     withdrawal_no: str
     user_id: int
@@ -218,23 +222,31 @@ class WithdrawalOut(Reply):
     amount_fen: int = Field(description="taken from the available balance")
     bonus_forfeited_fen: int = Field(description="bonus credit of the recharges it draws on, forfeited")
     payout_fen: int = Field(description="what the transfer pays: amount_fen less the forfeited bonus already spent")
-    note: str
+    shopper_reason: str = Field(description=SHOPPER_REASON)
     created_at: datetime
     decided_at: datetime | None
     awaits_shopper: bool = Field(description="PAYING by a WeChat Pay transfer that is paid only once the shopper "
                                  "confirms receipt in WeChat (WeChat Pay cancels it after 24 hours unconfirmed: the "
                                  "withdrawal then ends FAILED, the amount back to the balance)")
 
+
+
+class WithdrawalOut(_Withdrawal):
+    """A withdrawal, as staff read it."""
+
+    note: str = Field(description="staff only: finance's note, and the payout channel's reasons "
+                      "(\"[payout refused: ...]\", \"[payout failed: ...]\"); never shown to the shopper")
+
     @classmethod
     def from_proto(cls, withdrawal: pb.Withdrawal) -> WithdrawalOut:
-        return cls(**_withdrawal_fields(withdrawal))
+        return cls(**_withdrawal_fields(withdrawal), note=withdrawal.note)
 
 
 def _withdrawal_fields(withdrawal: pb.Withdrawal) -> dict[str, Any]:
     return {"id": withdrawal.id, "withdrawal_no": withdrawal.withdrawal_no, "user_id": withdrawal.user_id,
             "status": withdrawal.status, "amount_fen": withdrawal.amount_fen,
             "bonus_forfeited_fen": withdrawal.bonus_forfeited_fen, "payout_fen": withdrawal.payout_fen,
-            "note": withdrawal.note, "created_at": withdrawal.created_at.ToDatetime(tzinfo=UTC),
+            "shopper_reason": withdrawal.shopper_reason, "created_at": withdrawal.created_at.ToDatetime(tzinfo=UTC),
             "decided_at": moment(withdrawal.decided_at), "awaits_shopper": withdrawal.awaits_shopper}
 
 
@@ -246,8 +258,8 @@ class WxTransferConfirmOut(Reply):
     package: str = Field(description="the WeChat Pay transfer bill's package_info")
 
 
-class MyWithdrawalOut(WithdrawalOut):
-    """A withdrawal of mine."""
+class MyWithdrawalOut(_Withdrawal):
+    """A withdrawal of mine: what finance wrote for me (shopper_reason), never their note."""
 
     wx_transfer_confirm: WxTransferConfirmOut | None = Field(
         description="while the withdrawal's WeChat Pay transfer awaits my confirmation (awaits_shopper), what the "

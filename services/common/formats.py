@@ -89,13 +89,17 @@ LEDGER_CHECK_MAX_ACCOUNTS = 10_000
 # A WeChat Pay merchant transfer from this amount (2,000 yuan) names its payee: their verified real name, encrypted
 # (services.common.wechatpay's `transfer`, user_name); a smaller one carries no name.
 TRANSFER_NAMED_FROM_FEN = 200_000
+# What the shopper reads of a withdrawal whose transfer the channel refused (back under review) or failed, instead of
+# the channel's reason (an error code, a name check: finance's to read in the note; documented by the gateway).
+PAYOUT_REFUSED_SHOPPER = "the transfer could not be made; finance will review it"
+PAYOUT_FAILED_SHOPPER = "the transfer failed; the amount is back in your balance"
 # A member's discount rate, the share of the price paid, in basis points: 9025 (gold 95% x PLUS 95%) pays 90.25%,
 # exactly, from the member service (member.Discount, member.Member) through the order's price to the gateway's
 # discount_rate (0.9025). FULL_PRICE_BP is no discount.
 FULL_PRICE_BP = 10_000
 MAX_REVIEW_IMAGES = 9                # a review's images
 REVIEW_CONTENT_MAX = 500             # a review's text, in characters
-SHOPPER_REASON_MAX = 200             # what staff write for the shopper of an after-sales decision (characters)
+SHOPPER_REASON_MAX = 200             # what staff write for the shopper of an after-sales or withdrawal decision (chars)
 
 # The shop's day, by which analytics keeps its statistics and a shopper's withdrawals are limited: the Asia/Shanghai
 # calendar day (UTC+8, no daylight saving), 16:00 UTC to 16:00 UTC.

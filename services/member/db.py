@@ -249,7 +249,8 @@ withdrawals = Table(
     Column("user_id", BigInteger, nullable=False),
     Column("amount_fen", BigInteger, nullable=False),
     Column("status", String(16), nullable=False),
-    Column("note", String(200), nullable=False, default=""),
+    Column("note", String(200), nullable=False, default=""),  # staff only
+    Column("shopper_reason", String(200), nullable=False, default="", server_default=""),  # the shopper's (0022)
     Column("payout_txn_id", String(64), nullable=False, default=""),
     Column("decided_by", BigInteger, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
@@ -267,7 +268,8 @@ withdrawals = Table(
 
 # Each step of a withdrawal's review, in order (DecisionOutcome): finance's approvals and rejections with who and their
 # note, and the payout channel's refusals of an approved transfer with its reason; the withdrawal row keeps only the
-# latest state (a refusal clears its decision). Written in the transaction of the step (migration 0021).
+# latest state (a refusal clears its decision); each with what the shopper was told (0022). Written in the
+# transaction of the step (migration 0021).
 withdrawal_decisions = Table(
     "withdrawal_decisions", metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
@@ -275,6 +277,7 @@ withdrawal_decisions = Table(
     Column("outcome", String(16), nullable=False),
     Column("actor_id", BigInteger, nullable=True),  # NULL: the payout channel
     Column("note", String(200), nullable=False),
+    Column("shopper_reason", String(200), nullable=False, default="", server_default=""),
     Column("decided_at", UTCDateTime, nullable=False),
     Index("ix_withdrawal_decisions_withdrawal_id", "withdrawal_id", "id"),
 )

@@ -16,8 +16,11 @@ from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.common.formats import (
     MAX_PENDING_RECHARGES,
     MAX_PENDING_WITHDRAWALS,
+    PAYOUT_FAILED_SHOPPER,
+    PAYOUT_REFUSED_SHOPPER,
     RECHARGE_MAX_FEN,
     RECHARGE_MIN_FEN,
+    SHOPPER_REASON_MAX,
     WITHDRAWAL_MAX_FEN,
     WITHDRAWAL_MAX_PER_DAY_FEN,
     WITHDRAWAL_MIN_FEN,
@@ -704,7 +707,8 @@ def template_not_approved() -> DomainError:
 
 # ---------------------------------------------------------------- withdrawals (M5)
 # Their bounds, WITHDRAWAL_MIN_FEN, WITHDRAWAL_MAX_PER_DAY_FEN (a shop day's: formats.shop_day) and
-# MAX_PENDING_WITHDRAWALS, are in services/common/formats.py (documented by the gateway).
+# MAX_PENDING_WITHDRAWALS, and what the shopper reads of a refused or failed transfer, PAYOUT_REFUSED_SHOPPER and
+# PAYOUT_FAILED_SHOPPER, are in services/common/formats.py (documented by the gateway).
 
 
 class WithdrawalStatus(enum.StrEnum):
@@ -771,7 +775,8 @@ class Withdrawal:
     amount_fen: int
     status: str
     created_at: datetime
-    note: str = ""
+    note: str = ""  # finance's, and the payout channel's reasons: staff only
+    shopper_reason: str = ""  # what the shopper reads of the decision or of the payout's end, never `note`
     payout_txn_id: str = ""
     decided_by: int | None = None
     decided_at: datetime | None = None
@@ -834,8 +839,9 @@ class Withdrawal:
         return cls(withdrawal_no=new_number("W", now), user_id=user_id, amount_fen=amount_fen,
                    status=WithdrawalStatus.PENDING_REVIEW, created_at=now)
 
-    def decide(self, *, approve: bool, note: str, decided_by: int, now: datetime) -> bool:
-        """Record the decision (approved: PAYING until the payout ends); False when this decision was already
+    def decide(self, *, approve: bool, note: str, decided_by: int, now: datetime, shopper_reason: str = "") -> bool:
+        """Record the decision (approved: PAYING until the payout ends), with finance's `note` for staff and
+        `shopper_reason` for the shopper (above all why it is rejected); False when this decision was already
         made (a retry), Conflict if the other. Never by the one withdrawing (Forbidden OWN_REQUEST): finance staff
         could pay themselves out; another finance staff member decides."""
         refuse_own(decided_by, self.user_id)
@@ -846,26 +852,31 @@ class Withdrawal:
             raise Conflict("WITHDRAWAL_ALREADY_DECIDED", f"this withdrawal is already {self.status}")
         wanted = WithdrawalStatus.PAYING if approve else WithdrawalStatus.REJECTED
         self.status, self.note, self.decided_by, self.decided_at = wanted, note[:200], decided_by, now
+        self.shopper_reason = shopper_reason.strip()[:SHOPPER_REASON_MAX]
         return True
 
     def payout_refused(self, reason: str) -> bool:
         """The channel refused the transfer of this approval outright (nothing paid, nothing on its way): back
-        under review, the decision undone and the reason noted for finance. False unless it was PAYING."""
+        under review, the decision undone and the reason noted for finance (the shopper reads PAYOUT_REFUSED_SHOPPER).
+        False unless it was PAYING."""
         if self.status != WithdrawalStatus.PAYING:
             return False
         self.status, self.decided_by, self.decided_at = WithdrawalStatus.PENDING_REVIEW, None, None
         self.note, self.payout_confirm = f"[payout refused: {reason}]"[:200], None
+        self.shopper_reason = PAYOUT_REFUSED_SHOPPER
         return True
 
     def payout_ended(self, *, paid: bool, txn_id: str, reason: str = "") -> bool:
-        """The transfer of an approved withdrawal ended: PAID, or FAILED with the channel's reason. False
-        unless it was still PAYING (an end already recorded is never recorded again)."""
+        """The transfer of an approved withdrawal ended: PAID, or FAILED with the channel's reason noted for finance
+        (the shopper reads PAYOUT_FAILED_SHOPPER). False unless it was still PAYING (an end already recorded is never
+        recorded again)."""
         if self.status != WithdrawalStatus.PAYING:
             return False
         self.status = WithdrawalStatus.PAID if paid else WithdrawalStatus.FAILED
         self.payout_txn_id, self.payout_confirm = txn_id or self.payout_txn_id, None
         if not paid:
             self.note = f"{self.note} [payout failed: {reason}]".strip()[:200]
+            self.shopper_reason = PAYOUT_FAILED_SHOPPER
         return True
 
 
@@ -879,20 +890,22 @@ class DecisionOutcome(enum.StrEnum):
 class WithdrawalDecision:
     """One step of a withdrawal's review, kept for good (withdrawal_decisions): finance approved or rejected it
     (`actor_id`, their note), or the payout channel refused the approved transfer (no actor, the channel's reason),
-    which puts it back under review and clears the withdrawal's own decided_by, decided_at and note."""
+    which puts it back under review and clears the withdrawal's own decided_by, decided_at and note. With what the
+    shopper was told of it (the withdrawal's `shopper_reason` after the step)."""
 
     withdrawal_id: int
     outcome: str
     actor_id: int | None
     note: str
     decided_at: datetime
+    shopper_reason: str = ""
     id: int | None = None
 
     @classmethod
     def of(cls, withdrawal: Withdrawal, outcome: DecisionOutcome, *, actor_id: int | None, note: str,
            now: datetime) -> WithdrawalDecision:
         return cls(withdrawal_id=withdrawal.id or 0, outcome=outcome.value, actor_id=actor_id, note=note[:200],
-                   decided_at=now)
+                   decided_at=now, shopper_reason=withdrawal.shopper_reason)
 
 
 def withdrawal_not_found() -> NotFound:

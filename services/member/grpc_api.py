@@ -232,6 +232,7 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
         caller = require_caller(Role.FINANCE)
         return _withdrawal(service.decide_withdrawal(self.uow(), self.payout, withdrawal_id=request.withdrawal_id,
                                                      approve=request.approve, note=request.note,
+                                                     shopper_reason=request.shopper_reason,
                                                      decided_by=caller.user_id))
 
     def ListWithdrawals(self, request: pb.ListWithdrawalsRequest,
@@ -371,10 +372,12 @@ def _recharge(recharge: Recharge, payment: dict[str, str] | None = None) -> pb.R
 
 
 def _withdrawal(withdrawal: Withdrawal, *, mine: bool = False) -> pb.Withdrawal:
-    """A withdrawal; what confirms its transfer only in its owner's answers (`mine`): it is theirs to confirm."""
+    """A withdrawal; what confirms its transfer only in its owner's answers (`mine`): it is theirs to confirm. The
+    note (finance's, the payout channel's reasons) only in staff's: the owner reads `shopper_reason`."""
     confirm = withdrawal.payout_confirm if mine and withdrawal.awaits_shopper else None
     return pb.Withdrawal(id=withdrawal.id or 0, withdrawal_no=withdrawal.withdrawal_no, user_id=withdrawal.user_id,
-                         amount_fen=withdrawal.amount_fen, status=withdrawal.status, note=withdrawal.note,
+                         amount_fen=withdrawal.amount_fen, status=withdrawal.status,
+                         note="" if mine else withdrawal.note, shopper_reason=withdrawal.shopper_reason,
                          payout_txn_id=withdrawal.payout_txn_id, created_at=timestamp(withdrawal.created_at),
                          bonus_forfeited_fen=withdrawal.bonus_forfeited_fen, payout_fen=withdrawal.payout_fen,
                          decided_at=timestamp(withdrawal.decided_at) if withdrawal.decided_at else None,

@@ -1301,10 +1301,10 @@ def _give_back(uow: MemberUnitOfWork, withdrawal: Withdrawal, *, key: str, kind:
 
 
 def decide_withdrawal(uow: MemberUnitOfWork, payout: PayoutChannel, *, withdrawal_id: int, approve: bool, note: str,
-                      decided_by: int, now: datetime | None = None) -> Withdrawal:
+                      decided_by: int, shopper_reason: str = "", now: datetime | None = None) -> Withdrawal:
     """Finance's decision: reject releases the amount to available; approve commits the withdrawal PAYING, then
     sends the transfer (its bill number is the withdrawal number), then records the answer (`_send_payout`).
-    The same decision again changes nothing.
+    `note` is for staff; the shopper reads `shopper_reason`. The same decision again changes nothing.
 
     The transfer is never sent inside the transaction that decides: if the record of a transfer's answer is
     lost (a failed commit, a crash), the withdrawal is still PAYING, which nothing but the transfer's end can
@@ -1315,7 +1315,8 @@ def decide_withdrawal(uow: MemberUnitOfWork, payout: PayoutChannel, *, withdrawa
         withdrawal = uow.withdrawals.get(withdrawal_id, lock=True)
         if withdrawal is None:
             raise withdrawal_not_found()
-        decided = withdrawal.decide(approve=approve, note=note, decided_by=decided_by, now=now)
+        decided = withdrawal.decide(approve=approve, note=note, decided_by=decided_by, now=now,
+                                    shopper_reason=shopper_reason)
         if decided:
             uow.withdrawals.add_decision(WithdrawalDecision.of(
                 withdrawal, DecisionOutcome.APPROVED if approve else DecisionOutcome.REJECTED, actor_id=decided_by,

@@ -676,7 +676,8 @@ const LISTS = {
   withdrawals: {
     path: "/admin/withdrawals", form: "withdrawal-search", count: "withdrawal-count", error: "withdrawals-error",
     noun: "withdrawals", titles: ["Withdrawal no", "Shopper", "Status", "Amount", "Bonus forfeited", "Payout",
-                                  "Requested", "Decided", "Note", ""], row: withdrawalRow,
+                                  "Requested", "Decided", "Note (staff only)", "For the shopper", ""],
+    row: withdrawalRow,
     filters: () => ({status: $("withdrawal-status").value}),
   },
   products: {
@@ -1170,14 +1171,16 @@ function resolveForm(review) {
 // Withdrawals: a shopper's waits PENDING_REVIEW, its amount held, until a finance staff member approves it (the
 // payout is sent at once: PAID, or PAYING until the channel or the shopper's confirmation in WeChat answers) or rejects
 // it (the amount back to their balance). Never their own: the API answers 403 OWN_REQUEST, shown in the row, as is a
-// payout the channel refused (422 PAYOUT_FAILED: the withdrawal is back under review).
+// payout the channel refused (422 PAYOUT_FAILED: the withdrawal is back under review). The note is staff's; the
+// shopper reads what is written for them (shopper_reason), or a fixed sentence for a refused or failed transfer.
 
 const withdrawalStatus = (w) => w.status === "PAYING" && w.awaits_shopper
   ? "PAYING, awaiting the shopper's confirmation in WeChat" : w.status;
 
 function withdrawalRow(w) {
   const tr = row([w.withdrawal_no, `user ${w.user_id}`, withdrawalStatus(w), yuan(w.amount_fen),
-                  yuan(w.bonus_forfeited_fen), yuan(w.payout_fen), when(w.created_at), when(w.decided_at), w.note, ""],
+                  yuan(w.bonus_forfeited_fen), yuan(w.payout_fen), when(w.created_at), when(w.decided_at), w.note,
+                  w.shopper_reason, ""],
                  {"data-withdrawal-id": w.id, "data-status": w.status});
   if (w.status === "PENDING_REVIEW" && can("decideWithdrawal")) tr.lastChild.append(withdrawalDecision(w));
   return tr;
@@ -1186,10 +1189,11 @@ function withdrawalRow(w) {
 function withdrawalDecision(w) {
   return actionForm({
     id: `withdrawal-${w.id}`, submit: "Approve: pay out", reject: "Reject: release",
-    fields: [["note", "Note", {maxlength: "200"}]],
+    fields: [["note", "Note (staff only)", {maxlength: "200"}],
+             ["shopper_reason", "For the shopper (why it is rejected)", {maxlength: "200"}]],
     run: async (values, approve) => {
       const decided = await call(`/admin/withdrawals/${w.id}/decision`, {
-        method: "POST", json: {approve, note: values.note}});
+        method: "POST", json: {approve, note: values.note, shopper_reason: values.shopper_reason}});
       $("withdrawal-notice").textContent = `Withdrawal ${decided.withdrawal_no} (${yuan(decided.payout_fen)} to ` +
         `user ${decided.user_id}): ${withdrawalStatus(decided)}.`;
       reloadList("withdrawals");

@@ -571,3 +571,29 @@ def utc_text(value: object) -> str | None:
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
     return None if value is None else str(value)[:19]
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_member_0022_tells_the_shopper_of_earlier_refused_and_failed_transfers_a_fixed_sentence_never_the_notes(
+        empty_database: str, tmp_path: Path, backend: str) -> None:
+    url = empty_database if backend == "postgresql" else f"sqlite:///{tmp_path}/member.db"
+    migrations.upgrade(url, migrations_dir("member"), "0021")
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.begin() as conn:
+        for no, status, note in (("W1", "FAILED", "ok [payout failed: ACCOUNT_FROZEN]"),
+                                 ("W2", "PENDING_REVIEW", "[payout refused: NAME_MISMATCH]"),
+                                 ("W3", "REJECTED", "internal: flagged by risk team"),
+                                 ("W4", "PENDING_REVIEW", ""), ("W5", "PAID", "ok")):
+            conn.execute(text("INSERT INTO withdrawals (withdrawal_no, user_id, amount_fen, status, note, "
+                              "payout_txn_id, created_at) VALUES (:no, 1, 6000, :status, :note, '', :at)"),
+                         {"no": no, "status": status, "note": note, "at": "2026-12-01 08:00:00+00:00"})
+
+    migrations.upgrade(url, migrations_dir("member"), "0022")
+
+    with engine.connect() as conn:
+        told = conn.execute(text("SELECT withdrawal_no, note, shopper_reason FROM withdrawals ORDER BY id")).all()
+    engine.dispose()
+    assert [tuple(row) for row in told] == [
+        ("W1", "ok [payout failed: ACCOUNT_FROZEN]", "the transfer failed; the amount is back in your balance"),
+        ("W2", "[payout refused: NAME_MISMATCH]", "the transfer could not be made; finance will review it"),
+        ("W3", "internal: flagged by risk team", ""), ("W4", "", ""), ("W5", "ok", "")]

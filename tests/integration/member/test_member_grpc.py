@@ -170,6 +170,24 @@ def test_only_finance_decides_a_withdrawal_and_approval_pays_it_out(stub, uow, a
     assert (paid.status, paid.payout_txn_id != "", wallet(uow, ALICE)) == ("PAID", True, (4_000, 0))
 
 
+def test_the_shopper_is_answered_what_finance_wrote_for_them_and_staff_the_note_too(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
+    fund(uow, ALICE, 10_000)
+    withdrawal = stub.RequestWithdrawal(pb.RequestWithdrawalRequest(amount_fen=6_000, idempotency_key="k"),
+                                        metadata=as_user(ALICE), timeout=10)
+
+    staff = stub.DecideWithdrawal(pb.DecideWithdrawalRequest(
+        withdrawal_id=withdrawal.id, approve=False, note="internal: linked to account 42",
+        shopper_reason="please verify your real name first"), metadata=as_user(FINANCE, "finance"), timeout=10)
+    mine = stub.GetMyWithdrawal(pb.GetMyWithdrawalRequest(withdrawal_id=withdrawal.id), metadata=as_user(ALICE),
+                                timeout=10)
+    listed = stub.ListMyWithdrawals(pb.ListWithdrawalsRequest(limit=10), metadata=as_user(ALICE),
+                                    timeout=10).withdrawals[0]
+
+    assert [(w.status, w.note, w.shopper_reason) for w in (staff, mine, listed)] == [
+        ("REJECTED", "internal: linked to account 42", "please verify your real name first"),
+        ("REJECTED", "", "please verify your real name first"), ("REJECTED", "", "please verify your real name first")]
+
+
 def test_two_hundred_users_claiming_the_last_ten_coupons_get_exactly_ten(stub, uow, as_user, engine) -> None:  # type: ignore[no-untyped-def]
     now = datetime.now(UTC)
     template = stub.CreateCouponTemplate(pb.CreateCouponTemplateRequest(

@@ -24,7 +24,7 @@ from tests.fixtures.fake_services import FakeServices
 from tests.unit.gateway.test_admin_console_security import log_in_at_the_same_page
 
 AT = Timestamp(seconds=1_764_400_000)  # 2025-11-29T07:06:40Z
-ROW = "r => [...r.cells].slice(0, 9).map(c => c.innerText)"
+ROW = "r => [...r.cells].slice(0, 10).map(c => c.innerText)"
 
 
 class FakeWithdrawals:
@@ -42,7 +42,7 @@ class FakeWithdrawals:
         withdrawal = self.by_id[message.withdrawal_id]
         withdrawal.status = "PAYING" if message.approve else "REJECTED"
         withdrawal.awaits_shopper = message.approve
-        withdrawal.note = message.note
+        withdrawal.note, withdrawal.shopper_reason = message.note, message.shopper_reason
         withdrawal.decided_at.CopyFrom(AT)
         return withdrawal
 
@@ -77,7 +77,7 @@ def test_finance_see_a_pending_withdrawal_approve_it_and_it_leaves_the_list_payi
     page.wait_for_selector("#withdrawal-count[data-loads='2']", state="attached")
 
     assert shown == ["W20251129000003", "user 42", "PENDING_REVIEW", "¥1,234.56", "¥5.00", "¥1,229.56",
-                     "2025-11-29 07:06:40Z", "", "<b>提现</b>"]
+                     "2025-11-29 07:06:40Z", "", "<b>提现</b>", ""]
     assert [call.message for call in clients.member.DecideWithdrawal.calls] == [
         member_pb2.DecideWithdrawalRequest(withdrawal_id=3, approve=True, note="核对无误")]
     assert [call.message.status for call in clients.member.ListWithdrawals.calls] == ["PENDING_REVIEW"] * 2
@@ -88,10 +88,11 @@ def test_finance_see_a_pending_withdrawal_approve_it_and_it_leaves_the_list_payi
     assert page.errors == []
 
 
-def test_finance_reject_a_withdrawal_with_a_note_and_find_it_among_the_rejected(
+def test_finance_reject_a_withdrawal_with_a_note_and_a_reason_for_the_shopper_and_find_it_among_the_rejected(
         page: Any, log_in_as, clients: FakeServices, withdrawals: FakeWithdrawals) -> None:
     open_withdrawals(page, log_in_as, "finance")
     page.fill("#withdrawal-3 [name=note]", "收款账户与实名不符")
+    page.fill("#withdrawal-3 [name=shopper_reason]", "请先完成实名认证")
 
     page.click("#withdrawal-3 button.secondary")
     page.wait_for_selector("#withdrawal-count[data-loads='2']", state="attached")
@@ -100,11 +101,12 @@ def test_finance_reject_a_withdrawal_with_a_note_and_find_it_among_the_rejected(
     page.wait_for_selector("#withdrawals[data-query*='status=REJECTED']")
 
     assert [call.message for call in clients.member.DecideWithdrawal.calls] == [
-        member_pb2.DecideWithdrawalRequest(withdrawal_id=3, approve=False, note="收款账户与实名不符")]
+        member_pb2.DecideWithdrawalRequest(withdrawal_id=3, approve=False, note="收款账户与实名不符",
+                                           shopper_reason="请先完成实名认证")]
     assert page.inner_text("#withdrawal-notice").endswith(": REJECTED.")
     assert page.eval_on_selector("#withdrawals tr[data-withdrawal-id='3']", ROW)[2:] == [
         "REJECTED", "¥1,234.56", "¥5.00", "¥1,229.56", "2025-11-29 07:06:40Z", "2025-11-29 07:06:40Z",
-        "收款账户与实名不符"]
+        "收款账户与实名不符", "请先完成实名认证"]
     assert page.query_selector("#withdrawals tr[data-withdrawal-id='3'] form") is None
     assert page.errors == []
 

@@ -119,7 +119,7 @@ def test_a_withdrawal_passes_the_key_and_answers_201(client: FlaskClient, client
         amount_fen=6_000, idempotency_key="abc-123")
     assert (response.status_code, response.get_json()) == (201, {
         "id": 3, "withdrawal_no": "W3", "user_id": 0, "status": "PENDING_REVIEW", "amount_fen": 6_000,
-        "bonus_forfeited_fen": 600, "payout_fen": 5_900, "note": "", "created_at": "2026-11-18T11:06:40Z",
+        "bonus_forfeited_fen": 600, "payout_fen": 5_900, "shopper_reason": "", "created_at": "2026-11-18T11:06:40Z",
         "decided_at": None, "awaits_shopper": False, "wx_transfer_confirm": None})
 
 
@@ -134,6 +134,45 @@ def test_only_finance_reaches_the_withdrawal_decision(client: FlaskClient, clien
     assert (refused, allowed.status_code, allowed.get_json()["status"]) == ([403, 403, 403], 200, "PAID")
     assert [c.message for c in clients.member.DecideWithdrawal.calls] == [
         pb.DecideWithdrawalRequest(withdrawal_id=3, approve=True, note="ok")]
+
+
+INTERNAL = "internal: flagged by risk team, linked to account 42"
+REJECTED = pb.Withdrawal(id=1, withdrawal_no="W1", user_id=101, amount_fen=6_000, status="REJECTED", created_at=JOINED,
+                         decided_at=JOINED, note=INTERNAL, shopper_reason="your account is under review")
+
+
+def test_a_rejection_passes_finances_note_and_what_the_shopper_reads_and_answers_staff_both(
+        client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.DecideWithdrawal.reply = REJECTED
+
+    response = client.post("/api/v1/admin/withdrawals/1/decision", headers=bearer("finance"), json={
+        "approve": False, "note": INTERNAL, "shopper_reason": "your account is under review"})
+
+    assert [c.message for c in clients.member.DecideWithdrawal.calls] == [pb.DecideWithdrawalRequest(
+        withdrawal_id=1, approve=False, note=INTERNAL, shopper_reason="your account is under review")]
+    assert (response.status_code, response.get_json()["note"], response.get_json()["shopper_reason"]) == (
+        200, INTERNAL, "your account is under review")
+
+
+def test_a_shopper_reason_longer_than_200_characters_is_refused(client: FlaskClient, clients,
+                                                                bearer: Callable) -> None:
+    response = client.post("/api/v1/admin/withdrawals/1/decision", headers=bearer("finance"),
+                           json={"approve": False, "shopper_reason": "x" * 201})
+
+    assert (response.status_code, clients.member.DecideWithdrawal.calls) == (400, [])
+
+
+def test_the_shopper_reads_what_finance_wrote_for_them_and_never_their_note(client: FlaskClient, clients,
+                                                                             bearer: Callable) -> None:
+    clients.member.GetMyWithdrawal.reply = REJECTED  # were the member service to send the note, it stays unsaid
+    clients.member.ListMyWithdrawals.reply = pb.ListWithdrawalsResponse(total=1, withdrawals=[REJECTED])
+
+    one = client.get("/api/v1/member/withdrawals/1", headers=bearer()).get_json()
+    listed = client.get("/api/v1/member/withdrawals", headers=bearer()).get_json()["items"][0]
+
+    assert [("note" in body, body["shopper_reason"]) for body in (one, listed)] == [
+        (False, "your account is under review")] * 2
+    assert INTERNAL not in str(one) + str(listed)
 
 
 def test_an_unknown_withdrawal_is_404(client: FlaskClient, clients, bearer: Callable, rpc_error) -> None:

@@ -562,7 +562,7 @@ class VoidBalancePaymentResponse(_message.Message):
     def __init__(self, charged: _Optional[bool] = ..., user_id: _Optional[int] = ..., amount_fen: _Optional[int] = ...) -> None: ...
 
 class Withdrawal(_message.Message):
-    __slots__ = ("id", "withdrawal_no", "user_id", "amount_fen", "status", "note", "payout_txn_id", "created_at", "decided_at", "bonus_forfeited_fen", "payout_fen", "awaits_shopper", "wx_transfer_confirm")
+    __slots__ = ("id", "withdrawal_no", "user_id", "amount_fen", "status", "note", "payout_txn_id", "created_at", "decided_at", "bonus_forfeited_fen", "payout_fen", "awaits_shopper", "wx_transfer_confirm", "shopper_reason")
     ID_FIELD_NUMBER: _ClassVar[int]
     WITHDRAWAL_NO_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -576,6 +576,7 @@ class Withdrawal(_message.Message):
     PAYOUT_FEN_FIELD_NUMBER: _ClassVar[int]
     AWAITS_SHOPPER_FIELD_NUMBER: _ClassVar[int]
     WX_TRANSFER_CONFIRM_FIELD_NUMBER: _ClassVar[int]
+    SHOPPER_REASON_FIELD_NUMBER: _ClassVar[int]
     id: int
     withdrawal_no: str
     user_id: int
@@ -589,7 +590,8 @@ class Withdrawal(_message.Message):
     payout_fen: int
     awaits_shopper: bool
     wx_transfer_confirm: WxTransferConfirm
-    def __init__(self, id: _Optional[int] = ..., withdrawal_no: _Optional[str] = ..., user_id: _Optional[int] = ..., amount_fen: _Optional[int] = ..., status: _Optional[str] = ..., note: _Optional[str] = ..., payout_txn_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bonus_forfeited_fen: _Optional[int] = ..., payout_fen: _Optional[int] = ..., awaits_shopper: _Optional[bool] = ..., wx_transfer_confirm: _Optional[_Union[WxTransferConfirm, _Mapping]] = ...) -> None: ...
+    shopper_reason: str
+    def __init__(self, id: _Optional[int] = ..., withdrawal_no: _Optional[str] = ..., user_id: _Optional[int] = ..., amount_fen: _Optional[int] = ..., status: _Optional[str] = ..., note: _Optional[str] = ..., payout_txn_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bonus_forfeited_fen: _Optional[int] = ..., payout_fen: _Optional[int] = ..., awaits_shopper: _Optional[bool] = ..., wx_transfer_confirm: _Optional[_Union[WxTransferConfirm, _Mapping]] = ..., shopper_reason: _Optional[str] = ...) -> None: ...
 
 class WxTransferConfirm(_message.Message):
     __slots__ = ("mch_id", "app_id", "package")
@@ -616,14 +618,16 @@ class RequestWithdrawalRequest(_message.Message):
     def __init__(self, amount_fen: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class DecideWithdrawalRequest(_message.Message):
-    __slots__ = ("withdrawal_id", "approve", "note")
+    __slots__ = ("withdrawal_id", "approve", "note", "shopper_reason")
     WITHDRAWAL_ID_FIELD_NUMBER: _ClassVar[int]
     APPROVE_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    SHOPPER_REASON_FIELD_NUMBER: _ClassVar[int]
     withdrawal_id: int
     approve: bool
     note: str
-    def __init__(self, withdrawal_id: _Optional[int] = ..., approve: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
+    shopper_reason: str
+    def __init__(self, withdrawal_id: _Optional[int] = ..., approve: _Optional[bool] = ..., note: _Optional[str] = ..., shopper_reason: _Optional[str] = ...) -> None: ...
 
 class ListWithdrawalsRequest(_message.Message):
     __slots__ = ("status", "offset", "limit")
