@@ -48,6 +48,7 @@ from services.common.uow import SqlUnitOfWork
 from services.member.domain import (
     NO_COUPON,
     WALLET_ACCOUNTS,
+    Account,
     Coupon,
     CouponStatus,
     CouponTemplate,
@@ -69,6 +70,7 @@ from services.member.domain import (
     RechargeLot,
     RechargeStatus,
     TemplateStatus,
+    Wallet,
     Withdrawal,
     WithdrawalDecision,
     WithdrawalStatus,
@@ -471,6 +473,13 @@ class SqlLedgerRepository:
         query = select(ledger_accounts.c.balance).where(ledger_accounts.c.user_id == user_id,
                                                         ledger_accounts.c.account == account)
         return self.session.execute(query.with_for_update() if lock else query).scalar_one_or_none() or 0
+
+    def wallet(self, user_id: int) -> Wallet:
+        found = dict(self.session.execute(  # one statement: one snapshot, also under READ COMMITTED
+            select(ledger_accounts.c.account, ledger_accounts.c.balance)
+            .where(ledger_accounts.c.user_id == user_id, ledger_accounts.c.account.in_(WALLET_ACCOUNTS))).all())
+        return Wallet(balance_fen=found.get(Account.AVAILABLE, 0), pending_fen=found.get(Account.PENDING, 0),
+                      bonus_fen=found.get(Account.BONUS, 0))
 
     def sum_entries(self, user_id: int, account: str, kinds: tuple[str, ...], *, since: datetime | None = None,
                     reference: str | None = None) -> int:

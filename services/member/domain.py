@@ -1024,6 +1024,15 @@ def new_number(prefix: str, now: datetime) -> str:
 
 
 @dataclass(frozen=True)
+class Wallet:
+    """What any shopper's wallet holds, member or not (a WeChat-only shopper may recharge without joining)."""
+
+    balance_fen: int  # available: pays orders, may be withdrawn
+    pending_fen: int  # held by withdrawals under review
+    bonus_fen: int  # promotional credit: pays orders first, never withdrawn
+
+
+@dataclass(frozen=True)
 class MemberSummary:
     """What GET /member shows."""
 

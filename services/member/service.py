@@ -64,6 +64,7 @@ from services.member.domain import (
     Recharge,
     RechargeStatus,
     TemplateStatus,
+    Wallet,
     Withdrawal,
     WithdrawalDecision,
     WithdrawalStatus,
@@ -159,6 +160,15 @@ def get_member(uow: MemberUnitOfWork, *, user_id: int, now: datetime | None = No
     return summary
 
 
+def get_wallet(uow: MemberUnitOfWork, *, user_id: int) -> Wallet:
+    """Any shopper's wallet, member or not: a shopper who recharged without joining (membership needs a phone) reads
+    their money here; a member reads the same numbers as in their account (`get_member`)."""
+    with uow:
+        wallet = uow.ledger.wallet(user_id)
+        uow.commit()
+    return wallet
+
+
 @dataclass(frozen=True)
 class MemberRecord:
     """A user's member record as staff read it: what GET /member shows them, and a page of their points entries."""
@@ -203,10 +213,9 @@ def discount_bp(uow: MemberUnitOfWork, *, user_id: int, now: datetime | None = N
 
 def _summary(uow: MemberUnitOfWork, member: Member, now: datetime) -> MemberSummary:
     available = uow.coupons.count_of_user(member.user_id, status=CouponStatus.AVAILABLE, now=now)
+    wallet = uow.ledger.wallet(member.user_id)
     return MemberSummary(member=member, now=now, points=uow.ledger.balance(member.user_id, Account.POINTS),
-                         balance_fen=uow.ledger.balance(member.user_id, Account.AVAILABLE),
-                         pending_fen=uow.ledger.balance(member.user_id, Account.PENDING),
-                         bonus_fen=uow.ledger.balance(member.user_id, Account.BONUS),
+                         balance_fen=wallet.balance_fen, pending_fen=wallet.pending_fen, bonus_fen=wallet.bonus_fen,
                          points_owed=sum(uow.points.owed(member.user_id).values()), coupons_available=available)
 
 

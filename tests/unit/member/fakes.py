@@ -11,6 +11,7 @@ from typing import Self
 
 from services.member.domain import (
     WALLET_ACCOUNTS,
+    Account,
     Coupon,
     CouponStatus,
     CouponTemplate,
@@ -30,6 +31,7 @@ from services.member.domain import (
     Recharge,
     RechargeLot,
     TemplateStatus,
+    Wallet,
     Withdrawal,
     WithdrawalDecision,
     WithdrawalStatus,
@@ -89,6 +91,10 @@ class FakeLedgerRepository:
 
     def balance(self, user_id: int, account: str, *, lock: bool = False) -> int:
         return self.balances.get((user_id, account), 0)
+
+    def wallet(self, user_id: int) -> Wallet:
+        return Wallet(*(self.balances.get((user_id, account), 0)
+                        for account in (Account.AVAILABLE, Account.PENDING, Account.BONUS)))
 
     def sum_entries(self, user_id: int, account: str, kinds: tuple[str, ...], *, since: datetime | None = None,
                     reference: str | None = None) -> int:
