@@ -106,10 +106,14 @@ class LedgerEntryOut(Reply):
     """One points ledger line."""
 
     id: int
-    account: str = Field(description="points | points_locked")
+    account: str = Field(description="points (spendable; the shopper's history has only these) | points_locked "
+                                     "(held for unpaid orders; staff's member record shows them too)")
     amount: int = Field(description="points; signed")
-    balance_after: int = Field(description="points")
-    kind: str
+    balance_after: int = Field(description="points, of `account`")
+    kind: str = Field(description="order_paid (earned) | order_refunded (taken back by a refund) | points_locked "
+                                  "(held at checkout) | points_released (a hold given back) | points_used | "
+                                  "points_returned | points_expired | points_owed_taken (what a refund could not take "
+                                  "back, taken from points credited later)")
     reference: str
     created_at: datetime
 
@@ -394,7 +398,10 @@ def wallet_ledger(query: PageQuery) -> Page[WalletEntryOut]:
 
 @bp.get("/points")
 @operation(summary="My points history, newest first", tag="member", query=PageQuery,
-           responses={200: Page[LedgerEntryOut]})
+           responses={200: Page[LedgerEntryOut]},
+           description="My spendable points, each movement once, balance_after always of them: points held at "
+                       "checkout show as points_locked (minus), given back as points_released; the order's payment "
+                       "spends the held points and moves nothing more.")
 def points_ledger(query: PageQuery) -> Page[LedgerEntryOut]:
     reply = service(MemberServiceStub).ListPointsEntries(pb.ListEntriesRequest(offset=query.offset,
                                                                                limit=query.page_size))

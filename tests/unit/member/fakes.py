@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Collection, Iterable
+from dataclasses import replace
 from datetime import date, datetime
 from enum import Enum
 from typing import Self
@@ -35,6 +36,7 @@ from services.member.domain import (
     Withdrawal,
     WithdrawalDecision,
     WithdrawalStatus,
+    shown_kind,
 )
 from services.member.uow import MemberUnitOfWork
 from tests.fakes import FakeUnitOfWork
@@ -61,6 +63,7 @@ class FakeLedgerRepository:
         self.balances: dict[tuple[int, str], int] = defaultdict(int)
         self.postings: dict[str, Posting] = {}
         self.entries_of: dict[tuple[int, str], list[LedgerEntry]] = defaultdict(list)
+        self.key_of: dict[int, str] = {}  # entry id -> its posting's key
         self._next_id = 1
         self.last_entry_of: dict[str, int] = {}  # posting key -> the id of its last entry
 
@@ -73,6 +76,7 @@ class FakeLedgerRepository:
         self.postings[posting.key] = posting
         for leg in posting.legs:
             self.balances[leg.user_id, leg.account] += leg.amount
+            self.key_of[self._next_id] = posting.key
             self.entries_of[leg.user_id, leg.account].append(LedgerEntry(
                 self._next_id, leg.account, leg.amount, self.balances[leg.user_id, leg.account], posting.kind,
                 posting.reference, now))
@@ -125,7 +129,8 @@ class FakeLedgerRepository:
                 limit: int) -> tuple[list[LedgerEntry], int]:
         found = sorted((entry for account in accounts for entry in self.entries_of.get((user_id, account), [])),
                        key=lambda entry: -entry.id)
-        return found[offset:offset + limit], len(found)
+        return [replace(entry, kind=shown_kind(self.key_of[entry.id], entry.kind))
+                for entry in found[offset:offset + limit]], len(found)
 
     def check(self, *, after_account_id: int = 0, limit: int | None = None) -> LedgerCheck:
         """Accounts numbered as they were opened (1, 2, ...)."""

@@ -282,7 +282,8 @@ class MemberServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListPointsEntries(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The caller's points history: their spendable points (account points) alone, owed points taken as points_owed_taken
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
