@@ -90,14 +90,30 @@ class MemberOut(Reply):
                    if member.HasField("plan") else None)
 
 
+class WalletOut(Reply):
+    """My wallet, member or not: a shopper who cannot join yet (no phone bound) may still recharge, pay and withdraw."""
+
+    balance_fen: int = Field(description="available: pays orders, may be withdrawn; GET /member's balance_fen")
+    pending_fen: int = Field(description="held by withdrawals under review")
+    bonus_fen: int = Field(description="promotional credit: pays orders before the balance, never withdrawn")
+
+    @classmethod
+    def from_proto(cls, wallet: pb.Wallet) -> WalletOut:
+        return cls(balance_fen=wallet.balance_fen, pending_fen=wallet.pending_fen, bonus_fen=wallet.bonus_fen)
+
+
 class LedgerEntryOut(Reply):
     """One points ledger line."""
 
     id: int
-    account: str = Field(description="points | points_locked")
+    account: str = Field(description="points (spendable; the shopper's history has only these) | points_locked "
+                                     "(held for unpaid orders; staff's member record shows them too)")
     amount: int = Field(description="points; signed")
-    balance_after: int = Field(description="points")
-    kind: str
+    balance_after: int = Field(description="points, of `account`")
+    kind: str = Field(description="order_paid (earned) | order_refunded (taken back by a refund) | points_locked "
+                                  "(held at checkout) | points_released (a hold given back) | points_used | "
+                                  "points_returned | points_expired | points_owed_taken (what a refund could not take "
+                                  "back, taken from points credited later)")
     reference: str
     created_at: datetime
 
@@ -339,9 +355,20 @@ def sign_up(body: SignUp) -> MemberOut:
 
 
 @bp.get("")
-@operation(summary="My member account", tag="member", responses={200: MemberOut})
+@operation(summary="My member account", tag="member", responses={200: MemberOut},
+           description="404 MEMBER_NOT_FOUND for a shopper who has not joined: their balances are GET /member/wallet.")
 def get_member() -> MemberOut:
     return MemberOut.from_proto(service(MemberServiceStub).GetMember(pb.GetMemberRequest()).member)
+
+
+@bp.get("/wallet")
+@operation(summary="My wallet: balance, pending withdrawals, bonus credit (members and non-members)", tag="member",
+           responses={200: WalletOut},
+           description="Any signed-in shopper, member or not: a WeChat-only shopper cannot join (422 PHONE_REQUIRED) "
+                       "and gets 404 from GET /member, yet may recharge, and reads that money here. For a member the "
+                       "same numbers as GET /member; the movements are GET /member/ledger.")
+def get_wallet() -> WalletOut:
+    return WalletOut.from_proto(service(MemberServiceStub).GetWallet(pb.GetWalletRequest()))
 
 
 @bp.get("/plans")
@@ -371,7 +398,10 @@ def wallet_ledger(query: PageQuery) -> Page[WalletEntryOut]:
 
 @bp.get("/points")
 @operation(summary="My points history, newest first", tag="member", query=PageQuery,
-           responses={200: Page[LedgerEntryOut]})
+           responses={200: Page[LedgerEntryOut]},
+           description="My spendable points, each movement once, balance_after always of them: points held at "
+                       "checkout show as points_locked (minus), given back as points_released; the order's payment "
+                       "spends the held points and moves nothing more.")
 def points_ledger(query: PageQuery) -> Page[LedgerEntryOut]:
     reply = service(MemberServiceStub).ListPointsEntries(pb.ListEntriesRequest(offset=query.offset,
                                                                                limit=query.page_size))

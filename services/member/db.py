@@ -48,6 +48,7 @@ from services.common.uow import SqlUnitOfWork
 from services.member.domain import (
     NO_COUPON,
     WALLET_ACCOUNTS,
+    Account,
     Coupon,
     CouponStatus,
     CouponTemplate,
@@ -69,9 +70,11 @@ from services.member.domain import (
     RechargeLot,
     RechargeStatus,
     TemplateStatus,
+    Wallet,
     Withdrawal,
     WithdrawalDecision,
     WithdrawalStatus,
+    shown_kind,
 )
 from services.member.uow import MemberUnitOfWork
 
@@ -472,6 +475,13 @@ class SqlLedgerRepository:
                                                         ledger_accounts.c.account == account)
         return self.session.execute(query.with_for_update() if lock else query).scalar_one_or_none() or 0
 
+    def wallet(self, user_id: int) -> Wallet:
+        found = dict(self.session.execute(  # one statement: one snapshot, also under READ COMMITTED
+            select(ledger_accounts.c.account, ledger_accounts.c.balance)
+            .where(ledger_accounts.c.user_id == user_id, ledger_accounts.c.account.in_(WALLET_ACCOUNTS))).all())
+        return Wallet(balance_fen=found.get(Account.AVAILABLE, 0), pending_fen=found.get(Account.PENDING, 0),
+                      bonus_fen=found.get(Account.BONUS, 0))
+
     def sum_entries(self, user_id: int, account: str, kinds: tuple[str, ...], *, since: datetime | None = None,
                     reference: str | None = None) -> int:
         where = [ledger_accounts.c.user_id == user_id, ledger_accounts.c.account == account,
@@ -536,11 +546,13 @@ class SqlLedgerRepository:
         total = self.session.execute(select(func.count()).select_from(joined).where(*where)).scalar_one()
         rows = self.session.execute(
             select(ledger_entries.c.id, ledger_accounts.c.account, ledger_entries.c.amount,
-                   ledger_entries.c.balance_after, ledger_postings.c.kind, ledger_postings.c.reference,
-                   ledger_entries.c.created_at)
+                   ledger_entries.c.balance_after, ledger_postings.c.key, ledger_postings.c.kind,
+                   ledger_postings.c.reference, ledger_entries.c.created_at)
             .select_from(joined.join(ledger_postings, ledger_postings.c.id == ledger_entries.c.posting_id))
             .where(*where).order_by(ledger_entries.c.id.desc()).offset(offset).limit(limit)).all()
-        return [LedgerEntry(**row._mapping) for row in rows], total
+        return [LedgerEntry(id=row.id, account=row.account, amount=row.amount, balance_after=row.balance_after,
+                            kind=shown_kind(row.key, row.kind), reference=row.reference, created_at=row.created_at)
+                for row in rows], total
 
     def check(self, *, after_account_id: int = 0, limit: int | None = None) -> LedgerCheck:
         # Each account's entries summed through ix_ledger_entries_account_id: a range of accounts reads only theirs.

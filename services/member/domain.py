@@ -317,6 +317,22 @@ POINTS_DATED_KINDS = ("order_paid", "order_refunded")  # the postings that add o
 # What a shopper may owe, by the posting kind it is taken back as (service._owe_points), in the order it is taken:
 # earned points a refund could not take back, points an order paid after its hold expired could not take.
 POINTS_OWED_KINDS = ("order_refunded", "points_used")
+# What the shopper's points history calls a posting that took owed points (`points-changed` reason too). The posting
+# keeps the owed kind, so that the expiry counts one of order_refunded as taking back earned points (POINTS_DATED_KINDS).
+POINTS_OWED_TAKEN = "points_owed_taken"
+
+
+def owed_taken_key(credit_key: str, kind: str) -> str:
+    """The posting key of the owed points of `kind` taken right after the credit posted as `credit_key`."""
+    return f"{credit_key}:owed-{kind}"
+
+
+def shown_kind(posting_key: str, kind: str) -> str:
+    """What a ledger entry of the posting (`posting_key`, `kind`) is called where it is shown: owed points taken are
+    POINTS_OWED_TAKEN whatever the owed kind they are stored as; every other posting its own kind."""
+    if kind in POINTS_OWED_KINDS and posting_key.endswith(owed_taken_key("", kind)):
+        return POINTS_OWED_TAKEN
+    return kind
 
 
 def points_expiry_cutoff(now: datetime) -> datetime:
@@ -1021,6 +1037,15 @@ def recharge_not_found() -> NotFound:
 def new_number(prefix: str, now: datetime) -> str:
     """A business number: prefix, UTC timestamp, 8 random digits (unique in practice; a unique index enforces)."""
     return f"{prefix}{now:%Y%m%d%H%M%S}{secrets.randbelow(10**8):08d}"
+
+
+@dataclass(frozen=True)
+class Wallet:
+    """What any shopper's wallet holds, member or not (a WeChat-only shopper may recharge without joining)."""
+
+    balance_fen: int  # available: pays orders, may be withdrawn
+    pending_fen: int  # held by withdrawals under review
+    bonus_fen: int  # promotional credit: pays orders first, never withdrawn
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,10 @@ class MemberServicer(member_pb2_grpc.MemberServiceServicer):
     def GetMember(self, request: pb.GetMemberRequest, context: grpc.ServicerContext) -> pb.GetMemberResponse:
         return pb.GetMemberResponse(member=_member(service.get_member(self.uow(), user_id=require_caller().user_id)))
 
+    def GetWallet(self, request: pb.GetWalletRequest, context: grpc.ServicerContext) -> pb.Wallet:
+        wallet = service.get_wallet(self.uow(), user_id=require_caller().user_id)
+        return pb.Wallet(balance_fen=wallet.balance_fen, pending_fen=wallet.pending_fen, bonus_fen=wallet.bonus_fen)
+
     def LookUpMember(self, request: pb.LookUpMemberRequest, context: grpc.ServicerContext) -> pb.LookUpMemberResponse:
         caller = require_caller(*MEMBER_READERS)
         record = service.look_up_member(self.uow(), actor_id=caller.user_id, user_id=request.user_id,

@@ -38,6 +38,7 @@ from services.member.domain import (
     POINTS_ACCOUNTS,
     POINTS_DATED_KINDS,
     POINTS_OWED_KINDS,
+    POINTS_OWED_TAKEN,
     POINTS_VALUE_FEN,
     REASONS,
     RECHARGE_PAY_MINUTES,
@@ -64,6 +65,7 @@ from services.member.domain import (
     Recharge,
     RechargeStatus,
     TemplateStatus,
+    Wallet,
     Withdrawal,
     WithdrawalDecision,
     WithdrawalStatus,
@@ -71,6 +73,7 @@ from services.member.domain import (
     coupon_not_found,
     draw_principal,
     not_a_member,
+    owed_taken_key,
     plan_by_id,
     points_cap,
     points_earned,
@@ -159,6 +162,15 @@ def get_member(uow: MemberUnitOfWork, *, user_id: int, now: datetime | None = No
     return summary
 
 
+def get_wallet(uow: MemberUnitOfWork, *, user_id: int) -> Wallet:
+    """Any shopper's wallet, member or not: a shopper who recharged without joining (membership needs a phone) reads
+    their money here; a member reads the same numbers as in their account (`get_member`)."""
+    with uow:
+        wallet = uow.ledger.wallet(user_id)
+        uow.commit()
+    return wallet
+
+
 @dataclass(frozen=True)
 class MemberRecord:
     """A user's member record as staff read it: what GET /member shows them, and a page of their points entries."""
@@ -203,10 +215,9 @@ def discount_bp(uow: MemberUnitOfWork, *, user_id: int, now: datetime | None = N
 
 def _summary(uow: MemberUnitOfWork, member: Member, now: datetime) -> MemberSummary:
     available = uow.coupons.count_of_user(member.user_id, status=CouponStatus.AVAILABLE, now=now)
+    wallet = uow.ledger.wallet(member.user_id)
     return MemberSummary(member=member, now=now, points=uow.ledger.balance(member.user_id, Account.POINTS),
-                         balance_fen=uow.ledger.balance(member.user_id, Account.AVAILABLE),
-                         pending_fen=uow.ledger.balance(member.user_id, Account.PENDING),
-                         bonus_fen=uow.ledger.balance(member.user_id, Account.BONUS),
+                         balance_fen=wallet.balance_fen, pending_fen=wallet.pending_fen, bonus_fen=wallet.bonus_fen,
                          points_owed=sum(uow.points.owed(member.user_id).values()), coupons_available=available)
 
 
@@ -247,9 +258,11 @@ def wallet_entries(uow: MemberUnitOfWork, *, user_id: int, offset: int, limit: i
 
 
 def points_entries(uow: MemberUnitOfWork, *, user_id: int, offset: int, limit: int) -> tuple[list[LedgerEntry], int]:
-    """The user's points entries (spendable and locked), newest first."""
+    """The shopper's points history, newest first: their spendable points alone, each movement once, balance_after
+    always of those points (a hold at checkout is `points_locked`, minus; given back, `points_released`; spent when the
+    order is paid, it moves nothing more of them). Staff read both points accounts (`look_up_member`)."""
     with uow:
-        return uow.ledger.entries(user_id, POINTS_ACCOUNTS, offset, limit)
+        return uow.ledger.entries(user_id, (Account.POINTS,), offset, limit)
 
 
 def check_ledgers(uow: MemberUnitOfWork, *, after_account_id: int = 0,
@@ -393,12 +406,12 @@ def _take_owed_points(uow: MemberUnitOfWork, user_id: int, *, key: str, referenc
     for kind in POINTS_OWED_KINDS:
         amount = min(owed.get(kind, 0), uow.ledger.balance(user_id, Account.POINTS, lock=True))
         if amount > 0:
-            post(uow, transfer(f"{key}:owed-{kind}", kind, reference, amount=amount,
+            post(uow, transfer(owed_taken_key(key, kind), kind, reference, amount=amount,
                                source=(user_id, Account.POINTS), target=(PLATFORM, Account.POINTS_ISSUED)), now)
             uow.points.add_owed(user_id, kind, -amount)
             taken += amount
     if taken:
-        events.points_changed(uow, user_id=user_id, delta=-taken, reference=reference, reason="points_owed_taken",
+        events.points_changed(uow, user_id=user_id, delta=-taken, reference=reference, reason=POINTS_OWED_TAKEN,
                               balance=uow.ledger.balance(user_id, Account.POINTS), now=now)
     return taken
 

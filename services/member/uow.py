@@ -22,6 +22,7 @@ from services.member.domain import (
     PrincipalDraw,
     Recharge,
     RechargeLot,
+    Wallet,
     Withdrawal,
     WithdrawalDecision,
 )
@@ -53,6 +54,10 @@ class LedgerRepository(Protocol):
 
     def balance(self, user_id: int, account: str, *, lock: bool = False) -> int:
         """The account's balance; `lock` holds its row until the transaction ends."""
+
+    def wallet(self, user_id: int) -> Wallet:
+        """The user's wallet balances (0 for an account not opened yet), read at one moment: a withdrawal moving money
+        from available to pending meanwhile is seen wholly or not at all."""
 
     def sum_entries(self, user_id: int, account: str, kinds: tuple[str, ...], *, since: datetime | None = None,
                     reference: str | None = None) -> int:

@@ -32,7 +32,7 @@ from services.user.domain import User
 from services.user.tokens import TokenIssuer
 from tests.fakes import FakeCategories, FakePhones, SimulatedPayout
 from tests.fixtures.keys import JwtKeys, as_service
-from tests.fixtures.member_orders import award_points_for_order
+from tests.fixtures.member_orders import award_points_for_order, reverse_points_for_refund
 from tests.integration.member.order_events import deliver
 from tests.unit.common.test_wechatpay import pem_private, pem_public
 
@@ -339,8 +339,27 @@ def test_points_are_awarded_once_locked_and_released_by_order(stub, uow, as_user
 
     assert (locked.discount_fen, during, released, member.points, member.total_spend_fen) == (
         200, 300, [200, 0], 500, 50_099)
-    assert sorted((e.account, e.amount) for e in entries.entries) == [  # earn 500, lock 200, release 200
-        ("points", -200), ("points", 200), ("points", 500), ("points_locked", -200), ("points_locked", 200)]
+    assert [(e.account, e.kind, e.amount, e.balance_after, e.reference) for e in entries.entries] == [
+        ("points", "points_released", 200, 500, "O-2"), ("points", "points_locked", -200, 300, "O-2"),
+        ("points", "order_paid", 500, 500, "O-1")]
+
+
+def test_owed_points_taken_from_a_later_order_are_shown_as_points_owed_taken(stub, uow, as_user) -> None:  # type: ignore[no-untyped-def]
+    stub.SignUp(pb.SignUpRequest(channel="self"), metadata=as_user(ALICE), timeout=10)
+    award_points_for_order(uow(), order_no="O-1", user_id=ALICE, paid_fen=10_000)  # 100 points
+    md = as_user(ALICE)
+    stub.LockPoints(pb.LockPointsRequest(order_no="O-2", points=100, payable_fen=20_000), metadata=md, timeout=10)
+    reverse_points_for_refund(uow(), order_no="O-1", refund_no="RF-1", amount_fen=10_000)  # all 100 held: owed
+    award_points_for_order(uow(), order_no="O-3", user_id=ALICE, paid_fen=30_000)  # 300 points, the 100 owed taken
+
+    entries = stub.ListPointsEntries(pb.ListEntriesRequest(limit=10), metadata=md, timeout=10)
+    staff = stub.LookUpMember(pb.LookUpMemberRequest(user_id=ALICE), metadata=as_user(FINANCE, "finance"), timeout=10)
+
+    assert [(e.account, e.kind, e.amount, e.balance_after, e.reference) for e in entries.entries] == [
+        ("points", "points_owed_taken", -100, 200, "O-3"), ("points", "order_paid", 300, 300, "O-3"),
+        ("points", "points_locked", -100, 0, "O-2"), ("points", "order_paid", 100, 100, "O-1")]
+    assert [(e.account, e.kind, e.amount) for e in staff.points_entries][:2] == [
+        ("points", "points_owed_taken", -100), ("points", "order_paid", 300)]
 
 
 def test_points_for_a_negative_payable_are_invalid_argument_and_for_nothing_to_pay_over_the_limit(  # type: ignore[no-untyped-def]

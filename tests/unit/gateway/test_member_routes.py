@@ -34,6 +34,17 @@ def test_get_member_answers_the_documented_payload(client: FlaskClient, clients,
         "bonus_fen": 5_000, "points_owed": 40})
 
 
+def test_the_wallet_answers_any_shopper_its_three_balances(client: FlaskClient, clients, bearer: Callable) -> None:
+    clients.member.GetWallet.reply = pb.Wallet(balance_fen=10_000, pending_fen=2_000, bonus_fen=500)
+
+    response = client.get("/api/v1/member/wallet", headers=bearer())
+
+    assert ([c.message for c in clients.member.GetWallet.calls], clients.member.GetMember.calls) == (
+        [pb.GetWalletRequest()], [])
+    assert (response.status_code, response.get_json()) == (200, {"balance_fen": 10_000, "pending_fen": 2_000,
+                                                                 "bonus_fen": 500})
+
+
 def test_a_gold_member_with_plus_is_shown_the_exact_rate_not_the_floored_percent(client: FlaskClient, clients,
                                                                                   bearer: Callable) -> None:
     clients.member.GetMember.reply = pb.GetMemberResponse(member=pb.Member(

@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Collection, Iterable
+from dataclasses import replace
 from datetime import date, datetime
 from enum import Enum
 from typing import Self
 
 from services.member.domain import (
     WALLET_ACCOUNTS,
+    Account,
     Coupon,
     CouponStatus,
     CouponTemplate,
@@ -30,9 +32,11 @@ from services.member.domain import (
     Recharge,
     RechargeLot,
     TemplateStatus,
+    Wallet,
     Withdrawal,
     WithdrawalDecision,
     WithdrawalStatus,
+    shown_kind,
 )
 from services.member.uow import MemberUnitOfWork
 from tests.fakes import FakeUnitOfWork
@@ -59,6 +63,7 @@ class FakeLedgerRepository:
         self.balances: dict[tuple[int, str], int] = defaultdict(int)
         self.postings: dict[str, Posting] = {}
         self.entries_of: dict[tuple[int, str], list[LedgerEntry]] = defaultdict(list)
+        self.key_of: dict[int, str] = {}  # entry id -> its posting's key
         self._next_id = 1
         self.last_entry_of: dict[str, int] = {}  # posting key -> the id of its last entry
 
@@ -71,6 +76,7 @@ class FakeLedgerRepository:
         self.postings[posting.key] = posting
         for leg in posting.legs:
             self.balances[leg.user_id, leg.account] += leg.amount
+            self.key_of[self._next_id] = posting.key
             self.entries_of[leg.user_id, leg.account].append(LedgerEntry(
                 self._next_id, leg.account, leg.amount, self.balances[leg.user_id, leg.account], posting.kind,
                 posting.reference, now))
@@ -89,6 +95,10 @@ class FakeLedgerRepository:
 
     def balance(self, user_id: int, account: str, *, lock: bool = False) -> int:
         return self.balances.get((user_id, account), 0)
+
+    def wallet(self, user_id: int) -> Wallet:
+        return Wallet(*(self.balances.get((user_id, account), 0)
+                        for account in (Account.AVAILABLE, Account.PENDING, Account.BONUS)))
 
     def sum_entries(self, user_id: int, account: str, kinds: tuple[str, ...], *, since: datetime | None = None,
                     reference: str | None = None) -> int:
@@ -119,7 +129,8 @@ class FakeLedgerRepository:
                 limit: int) -> tuple[list[LedgerEntry], int]:
         found = sorted((entry for account in accounts for entry in self.entries_of.get((user_id, account), [])),
                        key=lambda entry: -entry.id)
-        return found[offset:offset + limit], len(found)
+        return [replace(entry, kind=shown_kind(self.key_of[entry.id], entry.kind))
+                for entry in found[offset:offset + limit]], len(found)
 
     def check(self, *, after_account_id: int = 0, limit: int | None = None) -> LedgerCheck:
         """Accounts numbered as they were opened (1, 2, ...)."""

@@ -45,6 +45,20 @@ class Member(_message.Message):
     discount_bp: int
     def __init__(self, member_no: _Optional[str] = ..., level: _Optional[str] = ..., discount_percent: _Optional[int] = ..., points_multiplier_percent: _Optional[int] = ..., points: _Optional[int] = ..., balance_fen: _Optional[int] = ..., pending_fen: _Optional[int] = ..., coupons_available: _Optional[int] = ..., total_spend_fen: _Optional[int] = ..., channel: _Optional[str] = ..., joined_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., plan: _Optional[_Union[MemberPlan, _Mapping]] = ..., invite_code: _Optional[str] = ..., bonus_fen: _Optional[int] = ..., points_owed: _Optional[int] = ..., discount_bp: _Optional[int] = ...) -> None: ...
 
+class GetWalletRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Wallet(_message.Message):
+    __slots__ = ("balance_fen", "pending_fen", "bonus_fen")
+    BALANCE_FEN_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FEN_FIELD_NUMBER: _ClassVar[int]
+    BONUS_FEN_FIELD_NUMBER: _ClassVar[int]
+    balance_fen: int
+    pending_fen: int
+    bonus_fen: int
+    def __init__(self, balance_fen: _Optional[int] = ..., pending_fen: _Optional[int] = ..., bonus_fen: _Optional[int] = ...) -> None: ...
+
 class MemberPlan(_message.Message):
     __slots__ = ("id", "name", "expires_at")
     ID_FIELD_NUMBER: _ClassVar[int]

@@ -44,6 +44,11 @@ class MemberServiceStub:
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberRequest.SerializeToString,
                 response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberResponse.FromString,
                 _registered_method=True)
+        self.GetWallet = channel.unary_unary(
+                '/mall.member.v1.MemberService/GetWallet',
+                request_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetWalletRequest.SerializeToString,
+                response_deserializer=mall_dot_member_dot_v1_dot_member__pb2.Wallet.FromString,
+                _registered_method=True)
         self.GetDiscount = channel.unary_unary(
                 '/mall.member.v1.MemberService/GetDiscount',
                 request_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetDiscountRequest.SerializeToString,
@@ -232,6 +237,14 @@ class MemberServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWallet(self, request, context):
+        """The caller's wallet, member or not (a shopper without a phone cannot join, yet may recharge): what GetMember's
+        balance_fen, pending_fen and bonus_fen are for a member.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetDiscount(self, request, context):
         """Only the caller's level (and plan) discount, as checkout prices with it: 100 when not a member.
         """
@@ -269,7 +282,8 @@ class MemberServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListPointsEntries(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The caller's points history: their spendable points (account points) alone, owed points taken as points_owed_taken
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -483,6 +497,11 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     servicer.GetMember,
                     request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberRequest.FromString,
                     response_serializer=mall_dot_member_dot_v1_dot_member__pb2.GetMemberResponse.SerializeToString,
+            ),
+            'GetWallet': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWallet,
+                    request_deserializer=mall_dot_member_dot_v1_dot_member__pb2.GetWalletRequest.FromString,
+                    response_serializer=mall_dot_member_dot_v1_dot_member__pb2.Wallet.SerializeToString,
             ),
             'GetDiscount': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDiscount,
@@ -709,6 +728,33 @@ class MemberService:
             '/mall.member.v1.MemberService/GetMember',
             mall_dot_member_dot_v1_dot_member__pb2.GetMemberRequest.SerializeToString,
             mall_dot_member_dot_v1_dot_member__pb2.GetMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWallet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mall.member.v1.MemberService/GetWallet',
+            mall_dot_member_dot_v1_dot_member__pb2.GetWalletRequest.SerializeToString,
+            mall_dot_member_dot_v1_dot_member__pb2.Wallet.FromString,
             options,
             channel_credentials,
             insecure,
