@@ -649,7 +649,7 @@ def _readable_order(uow: OrderUnitOfWork, *, user_id: int | None, order_id: int)
 
 
 def search_orders(uow: OrderUnitOfWork, search: OrderSearch) -> tuple[list[Order], int]:
-    if search.status and search.status not in OrderStatus.__members__:
+    if any(status not in OrderStatus.__members__ for status in search.statuses):
         raise InvalidInput("STATUS_INVALID", "unknown order status", details={"status": "invalid"})
     with uow:
         found = uow.orders.search(search)
