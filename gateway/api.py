@@ -187,6 +187,10 @@ QUERY_INTEGER_NOTE = ("An integer in a query string is written in ASCII digits, 
                       "parameter allows negative values (0, 12, -3): no '+', spaces, '_', leading zeros, fraction or "
                       "other scripts' digits (400 INVALID_REQUEST naming the parameter).")
 
+LIST_QUERY_NOTE = ("A query parameter that takes several values (an array in this document) is repeated (status=PAID&"
+                   "status=SHIPPED) or given once with the values separated by commas (status=PAID,SHIPPED, as "
+                   "wx.request writes an array); both may be mixed. Its values never hold a comma.")
+
 OPTIONS_NOTE = ("OPTIONS on any path answers 204 with an Allow header listing its methods and no body, without a "
                 "token and without counting against rate limits; no CORS headers are sent (the mini-program and the "
                 "same-origin admin console need none). A method a path does not take is 405 METHOD_NOT_ALLOWED "
@@ -430,7 +434,8 @@ def validate_query(op: Operation) -> None:
     if repeated:  # ?status=A&status=B: never silently take one of them
         raise ApiError(400, "INVALID_REQUEST", "the request query is invalid",
                        {_field_name(name): "given more than once" for name in repeated[:MAX_DETAILS]})
-    values = {name: (args.getlist(name) if _is_list(op.query, name) else args.get(name)) for name in args}
+    values = {name: (_list_values(args.getlist(name)) if _is_list(op.query, name) else args.get(name))
+              for name in args}
     try:
         g.query = op.query.model_validate(values)
     except ValidationError as exc:
@@ -543,8 +548,15 @@ def _field_name(part: object) -> str:
 
 
 def _is_list(model: type[BaseModel], name: str) -> bool:
+    """Whether the query model's field `name` takes several values (list[...], or list[...] | None)."""
     info = model.model_fields.get(name)
-    return info is not None and getattr(info.annotation, "__origin__", None) is list
+    annotation = info.annotation if info is not None else None
+    return any(getattr(kind, "__origin__", None) is list for kind in (annotation, *getattr(annotation, "__args__", ())))
+
+
+def _list_values(given: list[str]) -> list[str]:
+    """A list parameter's values (LIST_QUERY_NOTE): each one given, split at its commas."""
+    return [value for text in given for value in text.split(",")]
 
 
 class IdConverter(BaseConverter):
@@ -641,7 +653,7 @@ def openapi_spec(app: Any) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "MiniMall API", "version": "1.0.0",
                  "description": f"Money is integer fen (*_fen); times are ISO 8601 UTC. {TEXT_NOTE} "
-                                f"{QUERY_INTEGER_NOTE} {OPTIONS_NOTE}"},
+                                f"{QUERY_INTEGER_NOTE} {LIST_QUERY_NOTE} {OPTIONS_NOTE}"},
         "paths": paths,
         "components": {
             "schemas": schemas,
@@ -688,6 +700,7 @@ def _query_parameters(op: Operation) -> list[dict[str, Any]]:
     schema = op.query.model_json_schema(ref_template="#/components/schemas/{model}")
     required = set(schema.get("required", []))
     return [{"name": name, "in": "query", "required": name in required, "schema": prop}
+            | ({"style": "form", "explode": True, "description": LIST_QUERY_NOTE} if _is_list(op.query, name) else {})
             for name, prop in schema.get("properties", {}).items()]
 
 

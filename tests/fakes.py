@@ -501,7 +501,7 @@ class FakeOrderRepository:
     def search(self, search: OrderSearch) -> tuple[list[Order], int]:
         found = [order for order in self.orders
                  if (not search.user_id or order.user_id == search.user_id)
-                 and (not search.status or order.status == search.status)
+                 and (not search.statuses or order.status in search.statuses)
                  and (not search.order_no or order.order_no == search.order_no)
                  and (search.created_from is None or order.created_at >= search.created_from)
                  and (search.created_to is None or order.created_at < search.created_to)]

@@ -83,7 +83,7 @@ def may_read(kind: str) -> None:
 
 
 @bp.post("/reports")
-@operation(summary="Export a report over a period as CSV or XLSX (a job; follow it with GET /reports/{id})",
+@operation(summary="Export a report over a period as CSV or XLSX (a job; follow it with GET /admin/reports/{report_id})",
            tag="admin", roles=REPORT_READERS, body=ReportRequest, responses={202: ReportOut},
            description=WALLET_KINDS_RULE)
 def create_report(body: ReportRequest) -> tuple[ReportOut, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args
 
 import grpc
 from flask import Blueprint, g, request
@@ -515,8 +515,13 @@ class AdminOrderDetailOut(AdminOrderOut):
         return {"refunds": StaffOrderRefundOut.staff_view(order.refunds)}
 
 
+# Orders in any of these statuses (none: every status), e.g. the "cancelled" tab's CANCELLED and REFUNDED.
+StatusFilter = Field(default_factory=list, max_length=len(get_args(OrderStatus)),
+                     description="any of these statuses; none: every status")
+
+
 class OrdersQuery(PageQuery):
-    status: OrderStatus | None = None
+    status: list[OrderStatus] = StatusFilter
     order_no: str | None = Field(None, pattern=anchored(formats.ORDER_NO),
                                  description="one of my orders by its number (as my reviews name it); another "
                                              "shopper's number finds nothing")
@@ -539,7 +544,7 @@ class StaffSearchQuery(PageQuery):
 
 
 class AdminOrdersQuery(StaffSearchQuery):
-    status: OrderStatus | None = None
+    status: list[OrderStatus] = StatusFilter
     user_id: int | None = Field(None, ge=1, le=MAX_ID)
 
 
@@ -572,7 +577,7 @@ def submit_order(body: OrderIn, idempotency_key: str) -> tuple[OrderOut, int]:
 @operation(summary="My orders, newest first", tag="orders", query=OrdersQuery, responses={200: Page[OrderOut]})
 def list_orders(query: OrdersQuery) -> Page[OrderOut]:
     found = service(OrderServiceStub).ListOrders(order_pb2.ListOrdersRequest(
-        status=query.status or "", order_no=query.order_no or "", offset=query.offset, limit=query.page_size))
+        statuses=query.status, order_no=query.order_no or "", offset=query.offset, limit=query.page_size))
     return Page[OrderOut].of([OrderOut.from_proto(order) for order in found.orders], query, found.total)
 
 
@@ -647,7 +652,7 @@ def created_between(search: order_pb2.SearchOrdersRequest | after_sale_pb2.Searc
 @operation(summary="Search orders", tag="admin-orders", roles=ORDER_STAFF, query=AdminOrdersQuery,
            responses={200: Page[AdminOrderOut]})
 def search_orders(query: AdminOrdersQuery) -> Page[AdminOrderOut]:
-    search = order_pb2.SearchOrdersRequest(status=query.status or "", order_no=query.order_no or "",
+    search = order_pb2.SearchOrdersRequest(statuses=query.status, order_no=query.order_no or "",
                                            user_id=query.user_id or 0, offset=query.offset, limit=query.page_size)
     created_between(search, query)
     found = service(OrderServiceStub).SearchOrders(search)

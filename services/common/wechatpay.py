@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from services.common.config import ConfigError, Env, provider_url
-from services.common.errors import ChannelError
+from services.common.errors import ChannelError, DomainError
 from services.common.formats import TRANSFER_NAMED_FROM_FEN
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,13 @@ class WechatPayApiError(WechatPayError):
         and without underscores (ORDER_CLOSED / ORDERCLOSED, ORDER_NOT_EXIST / ORDERNOTEXIST, ORDERPAID), and a code
         read one way where the answer says it the other would send the order down the wrong path."""
         return self.code.replace("_", "") == code.replace("_", "")
+
+
+def wechat_not_bound() -> DomainError:
+    """WeChat Pay asked for by an account with no WeChat bound (no openid to charge): the shopper binds theirs to this
+    account; signing in with WeChat instead would open another account (one with no phone, orders or balance)."""
+    return DomainError("WECHAT_NOT_BOUND", "bind your WeChat to this account to pay with WeChat Pay (POST "
+                                           "/api/v1/me/wechat: a wx.login code and an SMS code sent to your phone)")
 
 
 class WechatPayUnavailable(WechatPayError):

@@ -176,7 +176,7 @@ class WechatRecharge:
                 expires_at: datetime) -> dict[str, str]:
         openid = self.payers.payer_openid(user_id)
         if not openid:
-            raise DomainError("WECHAT_NOT_BOUND", "sign in with WeChat to pay with WeChat Pay")
+            raise wechatpay.wechat_not_bound()
         try:
             prepay_id = self.wechat.jsapi_prepay(out_trade_no=out_trade_no, description=RECHARGE_SUBJECT,
                                                  amount_fen=amount_fen, payer_openid=openid,

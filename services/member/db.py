@@ -421,7 +421,9 @@ class SqlLedgerRepository:
                 .values(balance=ledger_accounts.c.balance + leg.amount)
                 .returning(ledger_accounts.c.balance)).scalar_one_or_none()
             if balance is None:
-                raise InsufficientFunds(leg.account)
+                held = self.session.execute(select(ledger_accounts.c.balance)
+                                            .where(ledger_accounts.c.id == account_id)).scalar_one()
+                raise InsufficientFunds(leg.account, available=held, needed=-leg.amount)
             self.session.execute(ledger_entries.insert().values(
                 posting_id=posting_id, account_id=account_id, amount=leg.amount, balance_after=balance,
                 created_at=now))

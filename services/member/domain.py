@@ -249,11 +249,16 @@ PLATFORM = 0
 
 
 class InsufficientFunds(DomainError):
-    """A user account would go below zero."""
+    """A user account would go below zero: it holds `available` (fen or points, as the account counts) of the
+    `needed`."""
 
-    def __init__(self, account: str) -> None:
-        code = "INSUFFICIENT_POINTS" if unit_of(account) == "points" else "INSUFFICIENT_BALANCE"
-        super().__init__(code, f"not enough in {account}", details={"account": account})
+    def __init__(self, account: str, *, available: int, needed: int) -> None:
+        unit = unit_of(account)
+        code = "INSUFFICIENT_POINTS" if unit == "points" else "INSUFFICIENT_BALANCE"
+        what = "points" if unit == "points" else "balance"
+        super().__init__(code, f"not enough {what}: {needed} {unit} needed, {available} {unit} available",
+                         details={"account": account, f"needed_{unit}": needed, f"available_{unit}": available})
+        self.account, self.available, self.needed = account, available, needed
 
 
 def posting_conflict(key: str) -> Conflict:

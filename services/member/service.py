@@ -51,6 +51,7 @@ from services.member.domain import (
     DecisionOutcome,
     ExpiredCouponLock,
     HoldStatus,
+    InsufficientFunds,
     LedgerCheck,
     LedgerEntry,
     Leg,
@@ -1069,12 +1070,18 @@ def pay_with_balance(uow: MemberUnitOfWork, *, user_id: int, order_no: str, amou
         if uow.run_once(scope=PAYMENT_CLAIM, key=order_no, request=b"", execute=lambda: CHARGED) == VOID:
             raise balance_payment_void(order_no)
 
+        bonus = 0
+
         def legs() -> Posting:  # bonus credit first, then the available balance
+            nonlocal bonus
             bonus = min(uow.ledger.lock_wallet(user_id)[Account.BONUS], amount_fen)
             return _split(f"balance-payment:{order_no}", "balance_payment", order_no, user_id, -amount_fen,
                           bonus=-bonus, other=(PLATFORM, Account.SALES))
 
-        _post_once(uow, legs, amount_fen, now)
+        try:
+            _post_once(uow, legs, amount_fen, now)
+        except InsufficientFunds as short:  # the bonus paid what it could: what the whole wallet lacks for the order
+            raise InsufficientFunds(short.account, available=short.available + bonus, needed=amount_fen) from None
         balance = uow.ledger.balance(user_id, Account.AVAILABLE)
         uow.commit()
     return balance

@@ -462,8 +462,8 @@ class SqlOrderRepository:
         conditions = []
         if search.user_id:
             conditions.append(orders.c.user_id == search.user_id)
-        if search.status:
-            conditions.append(orders.c.status == search.status)
+        if search.statuses:
+            conditions.append(orders.c.status.in_(sorted(set(search.statuses))))
         if search.order_no:
             conditions.append(orders.c.order_no == search.order_no)
         if search.created_from is not None:

@@ -105,7 +105,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
 
     def ListOrders(self, request: order_pb2.ListOrdersRequest,
                    context: grpc.ServicerContext) -> order_pb2.ListOrdersResponse:
-        search = OrderSearch(user_id=require_caller().user_id, status=request.status, order_no=request.order_no,
+        search = OrderSearch(user_id=require_caller().user_id, statuses=_statuses(request), order_no=request.order_no,
                              **_page(request))
         found, total = service.search_orders(self.uow(), search)
         return order_pb2.ListOrdersResponse(orders=[order_message(order, staff=False) for order in found], total=total)
@@ -123,7 +123,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     def SearchOrders(self, request: order_pb2.SearchOrdersRequest,
                      context: grpc.ServicerContext) -> order_pb2.ListOrdersResponse:
         require_caller(*ORDER_STAFF)
-        search = OrderSearch(user_id=request.user_id, status=request.status, order_no=request.order_no,
+        search = OrderSearch(user_id=request.user_id, statuses=_statuses(request), order_no=request.order_no,
                              created_from=_time(request, "created_from"), created_to=_time(request, "created_to"),
                              **_page(request))
         found, total = service.search_orders(self.uow(), search)
@@ -260,6 +260,11 @@ def _units_by_line(lines: Iterable[order_pb2.ShipmentLine | after_sale_pb2.After
     if repeated:
         raise InvalidInput("LINE_REPEATED", "name each line once", details={"lines": sorted(set(repeated))})
     return units
+
+
+def _statuses(request: order_pb2.ListOrdersRequest | order_pb2.SearchOrdersRequest) -> tuple[str, ...]:
+    """The statuses asked for: `statuses`, and the single `status` a gateway of the previous release sends."""
+    return (*request.statuses, request.status) if request.status else tuple(request.statuses)
 
 
 def _time(request: order_pb2.SearchOrdersRequest | after_sale_pb2.SearchAfterSalesRequest

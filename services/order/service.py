@@ -32,7 +32,13 @@ from services.common.uow import RoundBudget, each_page, one_round_at_a_time
 from services.common.wechatpay import (
     AMOUNT_MAX_FEN as WECHATPAY_AMOUNT_MAX_FEN,
 )
-from services.common.wechatpay import NotifyRejected, PaymentNotice, WechatPayApiError, WechatPayError
+from services.common.wechatpay import (
+    NotifyRejected,
+    PaymentNotice,
+    WechatPayApiError,
+    WechatPayError,
+    wechat_not_bound,
+)
 from services.common.wechatpay import Refund as ChannelRefund
 from services.order import metrics
 from services.order.domain import (
@@ -649,7 +655,7 @@ def _readable_order(uow: OrderUnitOfWork, *, user_id: int | None, order_id: int)
 
 
 def search_orders(uow: OrderUnitOfWork, search: OrderSearch) -> tuple[list[Order], int]:
-    if search.status and search.status not in OrderStatus.__members__:
+    if any(status not in OrderStatus.__members__ for status in search.statuses):
         raise InvalidInput("STATUS_INVALID", "unknown order status", details={"status": "invalid"})
     with uow:
         found = uow.orders.search(search)
@@ -881,7 +887,7 @@ def pay_order(uow: OrderUnitOfWork, members: Members, users: Users, wechat: Prep
         raise DomainError("WECHATPAY_NOT_CONFIGURED", "WeChat Pay is not configured on this server")
     payer_openid = users.payer_openid(user_id)
     if not payer_openid:
-        raise DomainError("WECHAT_NOT_BOUND", "sign in with WeChat to pay with WeChat Pay")
+        raise wechat_not_bound()
     out_trade_no, prepay_id = _prepay(uow, wechat, order, payer_openid=payer_openid, notify_url=settings.notify_url,
                                       now=now)
     with uow:

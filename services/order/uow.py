@@ -32,7 +32,7 @@ class CartRepository(Protocol):
 @dataclass(frozen=True)
 class OrderSearch:
     user_id: int = 0          # 0 = anyone (staff)
-    status: str = ""
+    statuses: tuple[str, ...] = ()  # any of these; () = any status
     order_no: str = ""
     created_from: datetime | None = None
     created_to: datetime | None = None

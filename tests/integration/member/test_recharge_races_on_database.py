@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from services.common.errors import DomainError
+from services.common.wechatpay import wechat_not_bound
 from services.member import service
 from services.member.db import SqlMemberUnitOfWork, recharges
 from services.member.domain import PLATFORM, Account, transfer
@@ -60,7 +61,7 @@ def test_two_recharge_requests_racing_with_one_key_make_one_recharge(
 def test_a_recharge_the_channel_refuses_is_not_kept(engine: Engine, uow: Callable[[], SqlMemberUnitOfWork]) -> None:
     class Refusing(SimulatedPayment):
         def prepare(self, **_: object) -> dict[str, str]:  # type: ignore[override]
-            raise DomainError("WECHAT_NOT_BOUND", "sign in with WeChat to pay with WeChat Pay")
+            raise wechat_not_bound()
 
     with pytest.raises(DomainError) as refused:
         service.create_recharge(uow(), Refusing(), user_id=ALICE, amount_fen=10_000, channel="wechat",

@@ -1,4 +1,4 @@
-"""A withdrawal refused for the balance on PostgreSQL: what the in-memory unit of work's test of it asserts
+"""A withdrawal (and a wallet payment) refused for the balance on PostgreSQL: what the in-memory unit of work's test of it asserts
 (tests/unit/member/test_use_cases.py) is what the database does, so the fake's rollback stays honest."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from services.member.db import SqlMemberUnitOfWork
-from tests.unit.member.test_use_cases import withdrawal_refused_then_another
+from tests.unit.member.test_use_cases import wallet_payment_refused, withdrawal_refused_then_another
 
 pytestmark = pytest.mark.integration
 
@@ -20,3 +20,11 @@ def test_a_withdrawal_refused_for_the_balance_leaves_no_withdrawal_and_no_draw_o
     assert (refused, bonus_left) == ("INSUFFICIENT_BALANCE", 0)
     assert [(w.amount_fen, w.bonus_forfeited_fen, w.status) for w in withdrawals] == [
         (50_000, 5_000, "PENDING_REVIEW")]
+
+
+def test_a_wallet_payment_refused_in_the_database_says_what_the_order_needs_and_the_wallet_has(
+        uow: Callable[[], SqlMemberUnitOfWork]) -> None:
+    refused = wallet_payment_refused(uow)
+
+    assert (refused.code, refused.details) == (
+        "INSUFFICIENT_BALANCE", {"account": "available", "needed_fen": 60_000, "available_fen": 55_000})

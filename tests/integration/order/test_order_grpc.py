@@ -171,6 +171,33 @@ def place(uow: Callable[[], SqlOrderUnitOfWork], order_no: str, now: datetime) -
     return order
 
 
+def test_my_cancelled_tab_pages_cancelled_and_refunded_orders_together_newest_first(
+        server: OrderServer, pg_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    start = datetime(2026, 11, 29, 12, tzinfo=UTC)
+    for minute, status in enumerate(["CANCELLED", "PAID", "REFUNDED", "CANCELLED", "PENDING_PAYMENT", "REFUNDED"]):
+        order = new_order(user_id=ALICE, order_no=f"N-{minute}", lines=[OrderLine(101, 10, "茶", "", 1000, 1)],
+                          address=HOME, amounts=price(1000), now=start + timedelta(minutes=minute), pay_minutes=30)
+        order.status = status
+        with pg_uow() as tx:
+            tx.orders.add(order)
+            tx.commit()
+
+    def page(offset: int, **given: object) -> tuple[list[str], int]:
+        found = server.stub.ListOrders(order_pb2.ListOrdersRequest(offset=offset, limit=3, **given),  # type: ignore[arg-type]
+                                       metadata=server.as_user(ALICE))
+        return [order.order_no for order in found.orders], found.total
+
+    assert page(0, statuses=["CANCELLED", "REFUNDED"]) == (["N-5", "N-3", "N-2"], 4)
+    assert page(3, statuses=["CANCELLED", "REFUNDED"]) == (["N-0"], 4)
+    assert page(0, statuses=["REFUNDED"], status="CANCELLED") == (["N-5", "N-3", "N-2"], 4)  # an older gateway's too
+    assert page(0, status="PAID") == (["N-1"], 1)
+    staff = server.stub.SearchOrders(order_pb2.SearchOrdersRequest(statuses=["PENDING_PAYMENT", "PAID"], limit=10),
+                                     metadata=server.as_user(9, "customer_service"))
+    assert ([order.order_no for order in staff.orders], staff.total) == (["N-4", "N-1"], 2)
+    assert failure(lambda: page(0, statuses=["CANCELLED", "LOST"])) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                                                          "STATUS_INVALID")
+
+
 def test_orders_round_trip_with_lines_address_and_history(uow: Callable[[], SqlOrderUnitOfWork]) -> None:
     now = datetime(2026, 11, 29, 12, tzinfo=UTC)
     placed = place(uow, "N-1", now)
@@ -192,9 +219,9 @@ def test_two_timeout_schedulers_at_once_cancel_each_expired_order_exactly_once(
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         cancelled = sum(pool.map(lambda _: sum(iter(lambda: expire(pg_uow()), 0)), range(4)))
     assert cancelled == 30
-    found, total = service.search_orders(pg_uow(), service.OrderSearch(status="CANCELLED", limit=100))
+    found, total = service.search_orders(pg_uow(), service.OrderSearch(statuses=("CANCELLED",), limit=100))
     assert total == 30 and all(len(order.history) == 2 for order in found)
-    assert service.search_orders(pg_uow(), service.OrderSearch(status="PENDING_PAYMENT"))[1] == 1
+    assert service.search_orders(pg_uow(), service.OrderSearch(statuses=("PENDING_PAYMENT",)))[1] == 1
 
 
 def test_a_lost_notify_is_found_by_reconciliation_and_pays_once(server: OrderServer, simulator: RunningSimulator,

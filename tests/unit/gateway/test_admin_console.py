@@ -166,8 +166,8 @@ def test_searching_orders_sends_the_filters_and_renders_the_fakes_rows_as_text(
     page.wait_for_selector("#orders[data-query*='status=PAID']")
 
     search = staff.order.SearchOrders.calls[-1].message
-    assert (search.status, search.order_no, search.user_id, search.offset, search.limit) == (
-        "PAID", ORDER.order_no, 42, 0, 20)
+    assert (search.statuses, search.order_no, search.user_id, search.offset, search.limit) == (
+        ["PAID"], ORDER.order_no, 42, 0, 20)
     assert (search.created_from.ToJsonString(), search.created_to.ToJsonString()) == (
         "2026-11-28T16:00:00Z", "2026-11-30T16:00:00Z")
     rows = page.eval_on_selector_all("#orders tr", "rows => rows.map(r => [...r.cells].map(c => c.innerText))")

@@ -185,3 +185,10 @@ def test_finance_exports_the_money_ledger(client: FlaskClient, bearer, clients) 
     response = client.post("/api/v1/admin/reports", json={**BODY, "kind": "money"}, headers=bearer(roles="finance"))
 
     assert (response.status_code, response.get_json()["kind"]) == (202, "money")
+
+
+def test_the_export_summary_names_the_route_that_follows_the_job(client: FlaskClient) -> None:
+    paths = client.get("/openapi.json").get_json()["paths"]
+
+    assert "GET /admin/reports/{report_id}" in paths["/api/v1/admin/reports"]["post"]["summary"]
+    assert "get" in paths["/api/v1/admin/reports/{report_id}"]

@@ -15,6 +15,7 @@ from gateway.config import GatewaySettings
 from gateway.routes.admin import analytics_overview
 from gateway.routes.auth import send_sms_code
 from gateway.routes.dashboard import POLICY
+from gateway.routes.meta import written_out
 from services.common.config import SERVICES, ConfigError
 
 ALL_SERVING = {"user": "SERVING", "product": "SERVING", "order": "SERVING", "member": "SERVING",
@@ -164,6 +165,48 @@ def test_docs_page_shows_each_request_body_with_its_media_type(client: FlaskClie
     page = client.get("/docs").get_data(as_text=True)
 
     assert ("application/json: {" in page, "multipart/form-data: {" in page) == (True, True)
+
+
+def docs_entry(page: str, method: str, path: str) -> str:
+    """The page's block of one operation."""
+    start = page.index(f'<span class="m">{method}</span> <code>{path}</code>')
+    return page[start:page.index('<div class="op">', start)]
+
+
+def test_the_docs_page_writes_out_what_each_schema_refers_to(client: FlaskClient) -> None:
+    page = client.get("/docs").get_data(as_text=True)
+
+    cart = docs_entry(page, "post", "/api/v1/cart/items")
+    assert ('"sku_id": {' in cart, '"quantity": {' in cart, '"maximum": 999' in cart) == (True, True, True)
+    assert "$ref" not in page
+
+
+def test_the_docs_page_shows_query_parameters_and_responses(client: FlaskClient) -> None:
+    page = client.get("/docs").get_data(as_text=True)
+
+    orders = docs_entry(page, "get", "/api/v1/orders")
+    assert ("<code>status</code> (query)" in orders, "<code>page_size</code> (query)" in orders) == (True, True)
+    assert ("<summary>200 " in orders, '"order_no": {' in orders, '"total": {' in orders) == (True, True, True)
+    assert '<summary>default Error</summary>' in orders and '"request_id"' in orders
+
+
+@pytest.mark.parametrize(("method", "path", "locked"), [("get", "/api/v1/products/{product_id}", False),
+                                                        ("post", "/api/v1/track", False),
+                                                        ("get", "/api/v1/categories", False),
+                                                        ("get", "/api/v1/orders", True)])
+def test_the_docs_page_locks_only_the_routes_that_need_a_token(client: FlaskClient, method: str, path: str,
+                                                               locked: bool) -> None:
+    page = client.get("/docs").get_data(as_text=True)
+
+    assert ('class="lock"' in docs_entry(page, method, path)) is locked
+
+
+def test_a_schema_inside_itself_is_named_not_written_out_for_ever() -> None:
+    components = {"schemas": {"Node": {"type": "object", "properties": {"next": {"$ref": "#/components/schemas/Node"}}}}}
+
+    shown = written_out({"$ref": "#/components/schemas/Node"}, components)
+
+    assert shown == {"type": "object", "properties": {"next": {"title": "Node"}}}
 
 
 def test_the_docs_page_runs_and_loads_nothing_but_its_own_style_and_is_never_framed(client: FlaskClient) -> None:

@@ -230,8 +230,40 @@ def test_admin_order_search_needs_a_staff_role(client: FlaskClient, clients, bea
                           headers=bearer(roles="customer_service", user_id=7))
     assert (response.status_code, response.get_json()["total"]) == (200, 1)
     sent = clients.order.SearchOrders.calls[0].message
-    assert (sent.status, sent.created_from.seconds, sent.HasField("created_to")) == ("PENDING_PAYMENT",
-                                                                                    1_793_491_200, False)
+    assert (sent.statuses, sent.created_from.seconds, sent.HasField("created_to")) == (["PENDING_PAYMENT"],
+                                                                                      1_793_491_200, False)
+
+
+@pytest.mark.parametrize("query", ["status=CANCELLED&status=REFUNDED", "status=CANCELLED,REFUNDED",
+                                   "status=CANCELLED&status=REFUNDED,CANCELLED"])
+def test_my_orders_take_several_statuses_repeated_or_separated_by_commas(client: FlaskClient, clients, auth,
+                                                                        query: str) -> None:
+    clients.order.ListOrders.reply = order_pb2.ListOrdersResponse(orders=[ORDER], total=1)
+
+    response = client.get(f"/api/v1/orders?{query}&page=2&page_size=5", headers=auth)
+
+    assert (response.status_code, response.get_json()["total"]) == (200, 1)
+    sent = clients.order.ListOrders.calls[0].message
+    assert (set(sent.statuses), sent.status, sent.offset, sent.limit) == ({"CANCELLED", "REFUNDED"}, "", 5, 5)
+
+
+def test_staff_search_takes_several_statuses_as_my_orders_do(client: FlaskClient, clients, bearer) -> None:
+    clients.order.SearchOrders.reply = order_pb2.ListOrdersResponse(orders=[ORDER], total=1)
+
+    response = client.get("/api/v1/admin/orders?status=PAID,SHIPPED", headers=bearer(roles="customer_service"))
+
+    assert response.status_code == 200 and clients.order.SearchOrders.calls[0].message.statuses == ["PAID", "SHIPPED"]
+
+
+@pytest.mark.parametrize("query", ["status=CANCELLED&status=LOST", "status=CANCELLED,", "status=cancelled"])
+def test_an_unknown_status_among_several_is_refused_naming_the_parameter(client: FlaskClient, clients, auth,
+                                                                       query: str) -> None:
+    response = client.get(f"/api/v1/orders?{query}", headers=auth)
+
+    error = response.get_json()["error"]
+    assert (response.status_code, error["code"]) == (400, "INVALID_REQUEST")
+    assert [name.split(".")[0] for name in error["details"]] == ["status"]
+    assert clients.order.ListOrders.calls == []
 
 
 @pytest.mark.parametrize("value", ["482014", "1.5e9", "2026-11-01T00:00:00", "2026-11-01", "0001-01-01T00:00:00+05:00",

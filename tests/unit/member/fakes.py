@@ -72,7 +72,8 @@ class FakeLedgerRepository:
             return False
         for leg in posting.legs:
             if leg.user_id and self.balances[leg.user_id, leg.account] + leg.amount < 0:
-                raise InsufficientFunds(leg.account)
+                raise InsufficientFunds(leg.account, available=self.balances[leg.user_id, leg.account],
+                                        needed=-leg.amount)
         self.postings[posting.key] = posting
         for leg in posting.legs:
             self.balances[leg.user_id, leg.account] += leg.amount

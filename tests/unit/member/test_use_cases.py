@@ -313,6 +313,41 @@ def test_a_second_withdrawal_beyond_the_available_balance_is_refused(uow: FakeMe
     assert (raised.value.code, balances(uow, ALICE)) == ("INSUFFICIENT_BALANCE", (4_000, 6_000))
 
 
+def wallet_payment_refused(uow: Callable[[], MemberUnitOfWork]) -> DomainError:
+    """Alice recharges 500 yuan (+50 of bonus) and pays a 600-yuan order from her wallet: the refusal. (Also run on
+    PostgreSQL, tests/integration/member.)"""
+    recharge, _ = service.create_recharge(uow(), SimulatedPayment(), user_id=ALICE, amount_fen=50_000,
+                                          channel="wechat", idempotency_key="r", now=NOW)
+    service.credit_recharge(uow(), recharge_no=recharge.recharge_no, paid_fen=50_000, channel_txn_id="T1",
+                            channel="wechat", now=NOW)
+    with pytest.raises(DomainError) as refused:
+        service.pay_with_balance(uow(), user_id=ALICE, order_no="O1", amount_fen=60_000, now=NOW)
+    return refused.value
+
+
+def test_a_wallet_payment_refused_says_what_the_order_needs_and_the_wallet_has_bonus_included(
+        uow: FakeMemberUnitOfWork) -> None:
+    refused = wallet_payment_refused(lambda: uow)
+
+    assert (refused.code, refused.message, refused.details) == (
+        "INSUFFICIENT_BALANCE", "not enough balance: 60000 fen needed, 55000 fen available",
+        {"account": "available", "needed_fen": 60_000, "available_fen": 55_000})
+    assert (uow.ledger.balance(ALICE, Account.AVAILABLE), uow.ledger.balance(ALICE, Account.BONUS)) == (50_000, 5_000)
+
+
+def test_holding_more_points_than_held_says_how_many_are_needed_and_available(uow: FakeMemberUnitOfWork) -> None:
+    uow.ledger.post(transfer("earned", "points_earned", "O0", amount=77, source=(PLATFORM, Account.POINTS_ISSUED),
+                             target=(ALICE, Account.POINTS)), NOW)
+
+    with pytest.raises(DomainError) as refused:
+        service.lock_points(uow, user_id=ALICE, order_no="2026112912000000000000abcd1234", points=100,
+                            payable_fen=1_000, now=NOW)
+
+    assert (refused.value.code, refused.value.message, refused.value.details) == (
+        "INSUFFICIENT_POINTS", "not enough points: 100 points needed, 77 points available",
+        {"account": "points", "needed_points": 100, "available_points": 77})
+
+
 def withdrawal_refused_then_another(uow: Callable[[], MemberUnitOfWork]) -> tuple[str, list[Withdrawal], int]:
     """Alice recharges 500 yuan (+50 of bonus), asks to withdraw 600 (refused: more than she has), then all 500: the
     refusal's code, her withdrawals, and the bonus left. (Also run on PostgreSQL, tests/integration/member.)"""

@@ -397,13 +397,14 @@ def test_an_order_of_exactly_what_wechat_pay_takes_in_one_payment_is_prepaid(sho
     assert [prepay["amount_fen"] for prepay in wechat.prepaid] == [order.payable_fen] == [2_147_483_647]
 
 
-def test_wechat_pay_needs_a_bound_wechat(shop: Shop) -> None:
+def test_wechat_pay_needs_a_bound_wechat_and_says_to_bind_it_not_to_sign_in_with_it(shop: Shop) -> None:
     order = submit(shop, BUY_TWO)
     shop.users.openids.clear()
     with pytest.raises(DomainError) as refused:
         service.pay_order(shop.uow, shop.members, shop.users, FakeWechatPay(), shop.settings, user_id=1,
                           order_id=order.id or 0, channel="wechat", now=NOW)
     assert refused.value.code == "WECHAT_NOT_BOUND"
+    assert "POST /api/v1/me/wechat" in refused.value.message and "sign in" not in refused.value.message
 
 
 def test_a_verified_notify_pays_once_however_often_it_is_replayed(shop: Shop) -> None:

@@ -264,16 +264,18 @@ class Shipment(_message.Message):
     def __init__(self, shipment_no: _Optional[str] = ..., carrier: _Optional[str] = ..., tracking_no: _Optional[str] = ..., shipped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[ShipmentLine, _Mapping]]] = ...) -> None: ...
 
 class ListOrdersRequest(_message.Message):
-    __slots__ = ("status", "offset", "limit", "order_no")
+    __slots__ = ("status", "offset", "limit", "order_no", "statuses")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     ORDER_NO_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
     status: str
     offset: int
     limit: int
     order_no: str
-    def __init__(self, status: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ..., order_no: _Optional[str] = ...) -> None: ...
+    statuses: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, status: _Optional[str] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ..., order_no: _Optional[str] = ..., statuses: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListOrdersResponse(_message.Message):
     __slots__ = ("orders", "total")
@@ -320,7 +322,7 @@ class CancelOrderRequest(_message.Message):
     def __init__(self, id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class SearchOrdersRequest(_message.Message):
-    __slots__ = ("status", "order_no", "user_id", "created_from", "created_to", "offset", "limit")
+    __slots__ = ("status", "order_no", "user_id", "created_from", "created_to", "offset", "limit", "statuses")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ORDER_NO_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -328,6 +330,7 @@ class SearchOrdersRequest(_message.Message):
     CREATED_TO_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
     status: str
     order_no: str
     user_id: int
@@ -335,7 +338,8 @@ class SearchOrdersRequest(_message.Message):
     created_to: _timestamp_pb2.Timestamp
     offset: int
     limit: int
-    def __init__(self, status: _Optional[str] = ..., order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., created_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+    statuses: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, status: _Optional[str] = ..., order_no: _Optional[str] = ..., user_id: _Optional[int] = ..., created_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ..., statuses: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PayOrderRequest(_message.Message):
     __slots__ = ("id", "channel")
