@@ -62,7 +62,8 @@ BATTERY: dict[str, list[str]] = {
     "11 token and rate-limit abuse": [
         "tests/reliability/test_token_abuse.py",
         "tests/unit/common/test_auth.py",
-        "tests/integration/user/test_sessions.py::test_concurrent_refreshes_with_one_token_let_exactly_one_through_and_then_revoke_the_family",
+        "tests/integration/user/test_sessions.py::test_concurrent_refreshes_with_one_token_all_get_a_pair_that_goes_on_with_the_session",
+        "tests/integration/user/test_sessions.py::test_a_token_presented_again_as_the_grace_window_ends_revokes_the_family",
         "tests/integration/user/test_login.py::test_concurrent_wrong_guesses_count_every_try",
     ],
     "12 schemathesis over the whole spec as shopper and admin": [
