@@ -16,11 +16,12 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from gateway.api import MAX_ID, PUBLIC, Body, Id, Instant, Multiline, Page, PageQuery, Reply, operation, service
 from gateway.ratelimit import Limit
-from services.common import formats
+from services.common import formats, order_steps
 from services.common.auth import ORDER_STAFF, SHIPPERS
 from services.common.formats import anchored
 from services.common.grpc_server import from_grpc
 from services.common.logs import mask_phone
+from services.common.order_steps import StepKind
 
 bp = Blueprint("orders", __name__, url_prefix="/api/v1")
 log = logging.getLogger(__name__)
@@ -276,9 +277,13 @@ class ShopperStep(Reply):
     def shopper_view(cls, steps: Iterable[StepMessage]) -> list[Self]:
         """The steps shown to the shopper, each with its reason for them and any staff member as "staff" (also when
         staff call a shopper's route, whom the order service answers with every staff id)."""
-        return [cls(status=step.status, at=utc_time(step.at), actor=formats.shopper_actor(step.actor),
-                    reason=step.shopper_reason)
-                for step in steps if step.shopper_visible]
+        return [cls(**cls.shopper_fields(step)) for step in steps if step.shopper_visible]
+
+    @classmethod
+    def shopper_fields(cls, step: Any) -> dict[str, Any]:
+        """What the shopper reads of `step`, by field (a history with more fields adds its own)."""
+        return {"status": step.status, "at": utc_time(step.at), "actor": formats.shopper_actor(step.actor),
+                "reason": step.shopper_reason}
 
 
 class StaffStep(Reply):
@@ -294,21 +299,39 @@ class StaffStep(Reply):
 
     @classmethod
     def staff_view(cls, steps: Iterable[StepMessage]) -> list[Self]:
-        return [cls(status=step.status, at=utc_time(step.at), actor=step.actor, reason=step.reason,
-                    shopper_visible=step.shopper_visible, shopper_reason=step.shopper_reason)
-                for step in steps]
+        return [cls(**cls.staff_fields(step)) for step in steps]
+
+    @classmethod
+    def staff_fields(cls, step: Any) -> dict[str, Any]:
+        """The step as recorded, by field (a history with more fields adds its own)."""
+        return {"status": step.status, "at": utc_time(step.at), "actor": step.actor, "reason": step.reason,
+                "shopper_visible": step.shopper_visible, "shopper_reason": step.shopper_reason}
+
+
+# An order history step's `kind`: the closed set of services.common.order_steps ("" only for a step recorded by the
+# release before kinds, during that upgrade).
+STEP_KIND = Field(description="which step this is, to show it in the client's own language (reason is free text: "
+                              "English wording, a channel, the shopper's or staff's own words). One of: "
+                              + order_steps.described() + ". Empty only for a step recorded while the release that "
+                              "added kinds was rolling out.")
 
 
 class StepOut(ShopperStep):
-    """One step of my order's history: to which status, when, by whom ("staff" for any staff member), why.
+    """One step of my order's history: which step (`kind`), to which status, when, by whom ("staff" for any staff
+    member), why.
 
     Every status change is listed; staff's notes and the words they typed are not (their admin view has them).
     """
 
     status: OrderStatus  # type: ignore[assignment]
+    kind: StepKind | Literal[""] = STEP_KIND
     actor: str = Field(description="user:<id> (me) | staff | system:timeout | system:auto-confirm | wechatpay | "
                                    "reconciliation")
     reason: str = Field(description="what the shopper is told of the step; may be empty")
+
+    @classmethod
+    def shopper_fields(cls, step: Any) -> dict[str, Any]:
+        return super().shopper_fields(step) | {"kind": step.kind}
 
 
 class StaffStepOut(StaffStep):
@@ -319,9 +342,14 @@ class StaffStepOut(StaffStep):
     """
 
     status: OrderStatus  # type: ignore[assignment]
+    kind: StepKind | Literal[""] = STEP_KIND
     actor: str = Field(description="user:<id> | staff:<id> | system:timeout | system:auto-confirm | wechatpay | "
                                    "reconciliation")
     reason: str = Field(description="as recorded: staff's own words, internal notes")
+
+    @classmethod
+    def staff_fields(cls, step: Any) -> dict[str, Any]:
+        return super().staff_fields(step) | {"kind": step.kind}
 
 
 class ShipmentLineOut(Reply):

@@ -71,6 +71,7 @@ from services.common import formats
 from services.common.auth import refuse_own
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
+from services.common.order_steps import StepKind
 from services.common.uow import RoundBudget, each_page
 from services.order import refunds
 from services.order.domain import (
@@ -655,9 +656,9 @@ def closed_refund_paid(uow: OrderUnitOfWork, case_id: int, refund: Refund, now: 
         # REFUNDED by this one if it closes, `refund_settled`)
         log.error("after-sales case %s: its closed refund %s was paid after all, and its refund %s too",
                   case.case_no, refund.refund_no, case.refund_no)
-        order.record_step(actor=f"refund:{refund.refund_no}", now=now, shopper=False, reason=(
-            f"after-sales case {case.case_no} was refunded by {refund.refund_no} after its close and by "
-            f"{case.refund_no} too: paid twice; finance must check")[:255])
+        order.record_step(kind=StepKind.REFUND_NOTE, actor=f"refund:{refund.refund_no}", now=now, shopper=False,
+                          reason=f"after-sales case {case.case_no} was refunded by {refund.refund_no} after its close "
+                                 f"and by {case.refund_no} too: paid twice; finance must check")
     claimable = claimable_units(order, uow.refunds.for_order(refund.order_id))
     for other in uow.after_sales.for_order(refund.order_id):
         if other.id == case_id or other.status not in UNREFUNDED_OPEN:
@@ -667,9 +668,10 @@ def closed_refund_paid(uow: OrderUnitOfWork, case_id: int, refund: Refund, now: 
         if over:
             log.error("after-sales case %s claims units refund %s refunded after its close (claimable now by line: "
                       "%s): reject it", other.case_no, refund.refund_no, over)
-            order.record_step(actor=f"refund:{refund.refund_no}", now=now, shopper=False, reason=(
-                f"after-sales case {other.case_no} claims units refund {refund.refund_no} refunded after its close "
-                f"(left by line: {over}): it cannot be approved or refunded; reject it")[:255])
+            order.record_step(kind=StepKind.REFUND_NOTE, actor=f"refund:{refund.refund_no}", now=now, shopper=False,
+                              reason=f"after-sales case {other.case_no} claims units refund {refund.refund_no} refunded "
+                                     f"after its close (left by line: {over}): it cannot be approved or refunded; "
+                                     "reject it")
 
 
 def _paid_after_close(uow: OrderUnitOfWork, case: AfterSale) -> Refund | None:

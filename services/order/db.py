@@ -178,6 +178,9 @@ order_transitions = Table(
     # hide: a step written without them (by a pod of the release before migration 0009) is for staff only.
     Column("shopper_visible", Boolean, nullable=False, server_default=false()),
     Column("shopper_reason", String(255), nullable=False, server_default=""),
+    # Which step it is (services.common.order_steps.StepKind); the code always writes it. The default is for a pod of
+    # the release before migration 0026, during its rollout.
+    Column("kind", String(32), nullable=False, server_default=""),
 )
 
 shipments = Table(

@@ -6,13 +6,14 @@ import enum
 import math
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Self, TypeVar
 
 from services.common.errors import Conflict, DomainError, InvalidInput, NotFound
 from services.common.formats import FULL_PRICE_BP, shopper_actor
+from services.common.order_steps import StepKind
 
 MAX_CART_LINES = 100
 MAX_LINE_QUANTITY = 999
@@ -56,17 +57,38 @@ TRANSITIONS: dict[tuple[OrderStatus, str], OrderStatus] = {
     (S.PENDING_PAYMENT, "pay"): S.PAID,
     (S.PENDING_PAYMENT, "cancel"): S.CANCELLED,
     (S.PENDING_PAYMENT, "expire"): S.CANCELLED,
+    (S.PENDING_PAYMENT, "expire_paid_late"): S.CANCELLED,  # a payment came too late (PAYABLE_WITHIN): refunded
     (S.PAID, "ship"): S.SHIPPED,
     (S.PAID, "cancel_unshipped"): S.SHIPPED,  # part shipped, the rest never will: everything left has shipped
     (S.PAID, "request_cancel"): S.CANCEL_REQUESTED,
     (S.CANCEL_REQUESTED, "approve_cancel"): S.REFUNDING,
     (S.CANCEL_REQUESTED, "reject_cancel"): S.PAID,
     (S.SHIPPED, "confirm_receipt"): S.COMPLETED,
+    (S.SHIPPED, "auto_confirm"): S.COMPLETED,
     (S.REFUNDING, "refunded"): S.REFUNDED,
     # No use case applies "close" yet; CLOSED stays as part of the contract (README: "Order states a client sees").
     (S.REFUNDED, "close"): S.CLOSED,
     (S.CANCELLED, "close"): S.CLOSED,
     (S.COMPLETED, "close"): S.CLOSED,
+}
+
+K = StepKind
+# The kind of the history step each action of the state machine records (services.common.order_steps: the closed set
+# clients read). Every action of TRANSITIONS has one; the steps that keep the status name theirs (`record_step`).
+ACTION_KINDS: dict[str, StepKind] = {
+    "pay": K.PAID,
+    "cancel": K.CANCELLED_BY_SHOPPER,
+    "expire": K.CANCELLED_UNPAID_TIMEOUT,
+    "expire_paid_late": K.CANCELLED_PAID_TOO_LATE,
+    "ship": K.SHIPPED,
+    "cancel_unshipped": K.UNSHIPPED_CANCELLED,
+    "request_cancel": K.CANCEL_REQUESTED,
+    "approve_cancel": K.CANCEL_APPROVED,
+    "reject_cancel": K.CANCEL_REJECTED,
+    "confirm_receipt": K.RECEIVED,
+    "auto_confirm": K.AUTO_COMPLETED,
+    "refunded": K.REFUNDED_IN_FULL,
+    "close": K.CLOSED,
 }
 
 # The orders whose units count against a product's purchase limit (限购, checkout): those holding units or that took
@@ -97,8 +119,8 @@ class Step:
     def as_shopper_sees_it(self) -> Self:
         """This step as its shopper reads it: their reason for `reason`, any staff member as "staff" (which staff
         member acted is for staff)."""
-        return type(self)(status=self.status, actor=shopper_actor(self.actor), at=self.at,
-                          reason=self.shopper_reason, shopper_visible=True, shopper_reason=self.shopper_reason)
+        return replace(self, actor=shopper_actor(self.actor), reason=self.shopper_reason, shopper_visible=True,
+                       id=None)
 
 
 StepT = TypeVar("StepT", bound=Step)
@@ -111,9 +133,10 @@ def shopper_steps(history: Iterable[StepT]) -> list[StepT]:
 
 @dataclass
 class Transition(Step):
-    """A step of an order's history."""
+    """A step of an order's history; `kind` says which (services.common.order_steps.StepKind)."""
 
     order_id: int | None = None
+    kind: str = ""
 
 
 @dataclass
@@ -289,7 +312,8 @@ class Order:
         self.status = target.value
         self.updated_at = now
         self.history.append(Transition(status=target.value, actor=actor, at=now, reason=reason,
-                                       shopper_visible=True, shopper_reason=shopper_reason[:255]))
+                                       kind=ACTION_KINDS[action], shopper_visible=True,
+                                       shopper_reason=shopper_reason[:255]))
 
     @property
     def wechat_out_trade_no(self) -> str:
@@ -320,13 +344,13 @@ class Order:
         """Too late to become PAID: the units it reserved may be back on sale (PAYABLE_WITHIN after it was placed)."""
         return now >= self.created_at + PAYABLE_WITHIN
 
-    def record_step(self, *, actor: str, now: datetime, reason: str, shopper: bool) -> None:
-        """Record a step that leaves the status as it is (a parcel of a partly shipped order, a refund's turn).
+    def record_step(self, *, kind: StepKind, actor: str, now: datetime, reason: str, shopper: bool) -> None:
+        """Record a step of `kind` that leaves the status as it is (a parcel of a partly shipped order, a note).
 
         `shopper`: whether the order's shopper sees it, reason and all (a parcel), or only staff (a note).
         """
         self.updated_at = now
-        self.history.append(Transition(status=self.status, actor=actor, at=now, reason=reason[:255],
+        self.history.append(Transition(status=self.status, actor=actor, at=now, reason=reason[:255], kind=kind,
                                        shopper_visible=shopper, shopper_reason=reason[:255] if shopper else ""))
 
     def shopper_history(self) -> list[Transition]:
@@ -388,7 +412,8 @@ class Order:
             self.apply("ship", actor=actor, now=now, reason=reason, shopper_reason=reason)
             self.shipped_at = now
         else:
-            self.record_step(actor=actor, now=now, reason=f"partly shipped: {reason}", shopper=True)
+            self.record_step(kind=K.PARTLY_SHIPPED, actor=actor, now=now, reason=f"partly shipped: {reason}",
+                             shopper=True)
         return shipment
 
     def cancel_unshipped(self, *, actor: str, now: datetime, reason: str, shopper_reason: str) -> dict[int, int]:
@@ -418,8 +443,11 @@ class Order:
         self.shipped_at = now
         return units
 
-    def confirm_receipt(self, *, actor: str, now: datetime, reason: str = "receipt confirmed") -> None:
-        self.apply("confirm_receipt", actor=actor, now=now, reason=reason, shopper_reason=reason)
+    def confirm_receipt(self, *, actor: str, now: datetime, reason: str = "receipt confirmed",
+                        automatic: bool = False) -> None:
+        """Complete the SHIPPED order: its shopper confirmed receipt, or the auto-confirm job did (`automatic`)."""
+        self.apply("auto_confirm" if automatic else "confirm_receipt", actor=actor, now=now, reason=reason,
+                   shopper_reason=reason)
         self.completed_at = now
 
     def confirm_clock(self, cases: list[tuple[datetime, datetime | None]], *, now: datetime,
@@ -470,7 +498,7 @@ def new_order(*, user_id: int, order_no: str, lines: list[OrderLine], address: A
                   pay_deadline=now + timedelta(minutes=pay_minutes), created_at=now, updated_at=now,
                   coupon_id=coupon_id, points_used=points_used, note=note)
     order.history.append(Transition(status=S.PENDING_PAYMENT.value, actor=f"user:{user_id}", at=now, reason="placed",
-                                    shopper_visible=True, shopper_reason="placed"))
+                                    kind=K.PLACED, shopper_visible=True, shopper_reason="placed"))
     return order
 
 

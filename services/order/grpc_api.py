@@ -29,7 +29,7 @@ from services.common.events import timestamp
 from services.common.grpc_server import page as _page
 from services.common.wechatpay import NotifyRejected
 from services.order import aftersales, metrics, refunds, service, wallet_reviews
-from services.order.domain import Address, Amounts, Order, OrderLine, Refund, Step
+from services.order.domain import Address, Amounts, Order, OrderLine, Refund, Step, Transition
 from services.order.ports import Catalog, Members, Stock, Users
 from services.order.service import CartLine, CheckoutInput, OrderSettings, Prepay
 from services.order.uow import CaseSearch, ListedRefund, OrderSearch, OrderUnitOfWork, RefundSearch
@@ -340,6 +340,14 @@ def _steps(message: Callable[..., StepMessage], history: Iterable[Step]) -> list
                     shopper_visible=step.shopper_visible, shopper_reason=step.shopper_reason) for step in history]
 
 
+def _order_steps(history: list[Transition]) -> list[order_pb2.Transition]:
+    """An order's history: the fields every history has, and which step each is (`kind`)."""
+    messages = _steps(order_pb2.Transition, history)
+    for message, step in zip(messages, history, strict=True):
+        message.kind = step.kind
+    return messages
+
+
 def _order_refund(refund: Refund) -> order_pb2.OrderRefund:
     """A refund as the order's detail lists it, for its shopper and staff alike: no staff reason or actor."""
     message = order_pb2.OrderRefund(
@@ -361,7 +369,7 @@ def order_message(order: Order, *, staff: bool, with_refunds: Iterable[Refund] =
         amounts=_amounts(order.amounts), pay_deadline=timestamp(order.pay_deadline),
         created_at=timestamp(order.created_at), pay_channel=order.pay_channel, coupon_id=order.coupon_id,
         points_used=order.points_used, note=order.note, refunded_fen=order.refunded_fen,
-        history=_steps(order_pb2.Transition, order.history if staff else order.shopper_history()))
+        history=_order_steps(order.history if staff else order.shopper_history()))
     for name in ("paid_at", "shipped_at", "completed_at"):
         if getattr(order, name) is not None:
             getattr(message, name).CopyFrom(timestamp(getattr(order, name)))

@@ -134,6 +134,7 @@ from services.common.auth import refuse_own
 from services.common.db import seconds_since, utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
+from services.common.order_steps import StepKind
 from services.common.uow import RoundBudget, each_page, each_sweep, one_round_at_a_time
 from services.common.wechatpay import NotifyRejected, WechatPay, WechatPayApiError, WechatPayError
 from services.common.wechatpay import Refund as ChannelRefund
@@ -382,7 +383,7 @@ def _in_flight(uow: OrderUnitOfWork, refund: Refund, why: str, *, actor: str, no
         return
     order = _order_locked(uow, refund.order_id)
     _change(uow, order, refund, RefundStatus.PENDING, actor, now)
-    order.record_step(actor=actor, now=now, reason=answer_lost_note(refund), shopper=False)
+    order.record_step(kind=StepKind.REFUND_NOTE, actor=actor, now=now, reason=answer_lost_note(refund), shopper=False)
 
 
 def answer_lost_note(refund: Refund) -> str:
@@ -584,7 +585,7 @@ def _paid_after_close(uow: OrderUnitOfWork, order: Order, refund: Refund, actor:
                   refund.refund_no, refund.amount_fen)
         _publish_paid_twice(uow, order, refund, now)
         note = paid_after_close_note(refund)
-    order.record_step(actor=actor, now=now, reason=note, shopper=False)
+    order.record_step(kind=StepKind.REFUND_NOTE, actor=actor, now=now, reason=note, shopper=False)
     uow.on_commit(metrics.REFUNDS_PAID_AFTER_CLOSE.inc)
     if counted:
         _refunded(uow, order, refund, actor, now)
@@ -653,7 +654,8 @@ def _decide_waiting(uow: OrderUnitOfWork, order: Order, actor: str, now: datetim
             log.error("refund %s, paid after its close: %s fen paid twice (the refund holding them was paid)",
                       waiting.refund_no, waiting.amount_fen)
             _publish_paid_twice(uow, order, waiting, waiting.paid_after_close_at or now)
-        order.record_step(actor=actor, now=now, reason=paid_after_close_note(waiting, counted=counted), shopper=False)
+        order.record_step(kind=StepKind.REFUND_NOTE, actor=actor, now=now,
+                          reason=paid_after_close_note(waiting, counted=counted), shopper=False)
         if counted:
             _refunded(uow, order, waiting, actor, now)
 
@@ -757,8 +759,9 @@ def _change(uow: OrderUnitOfWork, order: Order, refund: Refund, status: RefundSt
         if not late:
             uow.refunds.give_back(order, refund)
     elif status == RefundStatus.ABNORMAL:
-        order.record_step(actor=actor, now=now, reason=note or f"refund {refund.refund_no} ABNORMAL at WeChat Pay: "
-                          f"{refund.amount_fen} fen held until it is completed there or closed by staff", shopper=False)
+        order.record_step(kind=StepKind.REFUND_NOTE, actor=actor, now=now, shopper=False,
+                          reason=note or f"refund {refund.refund_no} ABNORMAL at WeChat Pay: {refund.amount_fen} fen "
+                                         "held until it is completed there or closed by staff")
     if status in (RefundStatus.SUCCESS, RefundStatus.CLOSED) and not late:
         _decide_waiting(uow, order, actor, now)  # refunds paid after close may have waited for this one
     listener = SETTLED_LISTENERS.get(refund.source.partition(":")[0])
@@ -1145,7 +1148,8 @@ def close_refund(uow: OrderUnitOfWork, payments: RefundPayments | None, *, refun
         _change(uow, order, refund, RefundStatus.CLOSED, actor, now, closed_by_staff=True)
         freed = ("a late payment: nothing reserved, the shopper not refunded" if refund.source == LATE_PAYMENT
                  else f"{refund.amount_fen} fen freed")
-        order.record_step(actor=actor, now=now, reason=f"refund {refund_no} closed ({freed}): {why}", shopper=False)
+        order.record_step(kind=StepKind.REFUND_NOTE, actor=actor, now=now, shopper=False,
+                          reason=f"refund {refund_no} closed ({freed}): {why}")
         uow.commit()
     return order
 
@@ -1282,8 +1286,9 @@ def cancel_unshipped(uow: OrderUnitOfWork, payments: RefundPayments | None, memb
             if last is None:
                 publish_returned(uow, order, case_no=refund.refund_no, units=units, now=now)
             else:
-                order.record_step(actor=actor, now=now, shopper=False, reason=f"refund of the cancelled unshipped "
-                                  f"units started again as {refund.refund_no} ({refund.amount_fen} fen): {why}")
+                order.record_step(kind=StepKind.REFUND_NOTE, actor=actor, now=now, shopper=False,
+                                  reason=f"refund of the cancelled unshipped units started again as "
+                                         f"{refund.refund_no} ({refund.amount_fen} fen): {why}")
             started.append(refund)
             return refund.refund_no.encode()
 
@@ -1332,11 +1337,11 @@ def _unshipped_refund_settled(uow: OrderUnitOfWork, refund: Refund, now: datetim
     order = _order_locked(uow, refund.order_id)
     paid = _unshipped_paid_after_close(uow, order)
     if paid is not None:
-        order.record_step(actor=f"refund:{refund.refund_no}", now=now, shopper=False,
+        order.record_step(kind=StepKind.REFUND_NOTE, actor=f"refund:{refund.refund_no}", now=now, shopper=False,
                           reason=f"refund {refund.refund_no} of the cancelled unshipped units was closed: nothing "
                                  f"owed, WeChat Pay paid {paid.refund_no} after its close")
         return
-    order.record_step(actor=f"refund:{refund.refund_no}", now=now, shopper=False,
+    order.record_step(kind=StepKind.REFUND_NOTE, actor=f"refund:{refund.refund_no}", now=now, shopper=False,
                       reason=f"refund {refund.refund_no} of the cancelled unshipped units was closed: "
                              f"{refund.amount_fen} fen owed unless paid another way (see the close reason); "
                              f"cancel-unshipped starts it again")

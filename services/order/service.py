@@ -28,6 +28,7 @@ from services.common import formats, idempotency
 from services.common.db import utcnow
 from services.common.errors import Conflict, DomainError, ErrorKind, InvalidInput, NotFound
 from services.common.events import timestamp
+from services.common.order_steps import StepKind
 from services.common.uow import RoundBudget, each_page, one_round_at_a_time
 from services.common.wechatpay import (
     AMOUNT_MAX_FEN as WECHATPAY_AMOUNT_MAX_FEN,
@@ -750,7 +751,8 @@ PAID_TOO_LATE_SHOPPER = "paid too late: the order is cancelled and the payment r
 
 def _expire(uow: OrderUnitOfWork, order: Order, now: datetime, reason: str = EXPIRED,
             shopper_reason: str = EXPIRED) -> None:
-    order.apply("expire", actor="system:timeout", now=now, reason=reason, shopper_reason=shopper_reason)
+    action = "expire_paid_late" if reason == PAID_TOO_LATE else "expire"
+    order.apply(action, actor="system:timeout", now=now, reason=reason, shopper_reason=shopper_reason)
     publish_cancelled(uow, order, now=now, by="timeout", reason=reason)
 
 
@@ -1150,7 +1152,7 @@ def refund_late_payment(uow: OrderUnitOfWork, wechat: Prepay, notice: PaymentNot
             raise NotifyRejected("this payment does not belong to an order it did not pay")  # pragma: no cover
         why = LATE_PAYMENT if order.paid_at is None else DOUBLE_PAYMENT
         if not any(step.reason.startswith((LATE_PAYMENT, DOUBLE_PAYMENT)) for step in order.history):
-            order.record_step(actor="wechatpay", now=now,
+            order.record_step(kind=StepKind.PAYMENT_NOTE, actor="wechatpay", now=now,
                               reason=f"{why} ({out_refund_no}, {notice.amount_total_fen} fen)", shopper=False)
         # Not tied to the step: one an earlier release recorded (before late-payment-received existed) would leave
         # the refund's late-payment-refunded without its receipt in the money ledger.
@@ -1241,7 +1243,7 @@ def refund_late_wallet_payment(uow: OrderUnitOfWork, members: Members, *, order_
         if order is not None:
             order.wallet_attempt_at = None  # no order that stopped being payable takes a new attempt
             if all(step.reason != reason for step in order.history):
-                order.record_step(actor=actor, now=now, reason=reason, shopper=False)
+                order.record_step(kind=StepKind.PAYMENT_NOTE, actor=actor, now=now, reason=reason, shopper=False)
                 publish_wallet_credit_back(uow, order, amount_fen=amount_fen, refund_no=refund_no, now=now)
         uow.commit()
     return refund_no
@@ -1479,7 +1481,7 @@ def auto_confirm_orders(uow: OrderUnitOfWork, settings: OrderSettings, *, now: d
                 if clock > due:
                     order.confirm_clock_at = clock
                     continue
-                order.confirm_receipt(actor="system:auto-confirm", now=now,
+                order.confirm_receipt(actor="system:auto-confirm", now=now, automatic=True,
                                       reason=f"confirmed automatically {days} days after shipping"
                                       + _pause_note(clock - (order.shipped_at or clock), settings))
                 _publish_completed(uow, order, by="auto", now=now)

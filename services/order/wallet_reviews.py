@@ -12,6 +12,7 @@ from services.common.auth import refuse_own
 from services.common.db import utcnow
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.common.formats import staff_user_id
+from services.common.order_steps import StepKind
 from services.order.domain import Order, plain
 from services.order.ports import Members, WalletCharge
 from services.order.uow import OrderUnitOfWork
@@ -70,7 +71,7 @@ def leave_for_staff(uow: OrderUnitOfWork, *, order_no: str, attempt_at: datetime
                 order_id=order.id, order_no=order_no, user_id=charge.user_id, amount_fen=charge.amount_fen,
                 order_user_id=order.user_id, payable_fen=order.payable_fen, problem=problem,
                 status=ReviewStatus.OPEN.value, flagged_at=now))
-            order.record_step(actor="reconciliation", now=now,
+            order.record_step(kind=StepKind.PAYMENT_NOTE, actor="reconciliation", now=now,
                               reason=f"wallet charge of {charge.amount_fen} fen by user {charge.user_id} cannot pay "
                                      f"this order ({problem}): left for staff", shopper=False)
         uow.commit()
@@ -163,6 +164,8 @@ def _resolve(order: Order, review: WalletReview, target: ReviewStatus, *, refund
     charge = f"wallet charge of {review.amount_fen} fen by user {review.user_id}"
     if refund_no:
         review.refund_no = refund_no
-        order.record_step(actor=actor, now=now, reason=f"{charge} credited back ({refund_no}): {why}", shopper=False)
+        order.record_step(kind=StepKind.PAYMENT_NOTE, actor=actor, now=now, shopper=False,
+                          reason=f"{charge} credited back ({refund_no}): {why}")
     else:
-        order.record_step(actor=actor, now=now, reason=f"{charge} marked handled: {why}", shopper=False)
+        order.record_step(kind=StepKind.PAYMENT_NOTE, actor=actor, now=now, shopper=False,
+                          reason=f"{charge} marked handled: {why}")

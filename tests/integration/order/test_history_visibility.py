@@ -110,20 +110,22 @@ def database_at_0009(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
         drop_databases([name])
 
 
-def add_orders_before_0010(engine: Engine) -> dict[str, int]:
-    """The orders of BEFORE_0010, their steps interleaved (ids in turn across orders, as concurrent orders get)."""
+def add_orders_before_0010(engine: Engine,
+                           before: dict[str, list[tuple[str, str, str]]] = BEFORE_0010) -> dict[str, int]:
+    """The orders of `before` (BEFORE_0010), their steps interleaved (ids in turn across orders, as concurrent orders
+    get), stored as releases before 0010 stored them."""
     ids: dict[str, int] = {}
     with engine.begin() as connection:
-        for n, name in enumerate(BEFORE_0010, start=1):
+        for n, name in enumerate(before, start=1):
             ids[name] = connection.execute(insert(db.orders).values(
-                order_no=f"2026120108000000000000{n:08x}", user_id=1, status=BEFORE_0010[name][-1][0],
+                order_no=f"2026120108000000000000{n:08x}", user_id=1, status=before[name][-1][0],
                 items_total_fen=3998, level_discount_fen=0, coupon_discount_fen=0, points_discount_fen=0,
                 freight_fen=0, payable_fen=3998, coupon_id=0, points_used=0, note="", ship_name="张三",
                 ship_phone="13800138000", ship_province="浙江省", ship_city="杭州市", ship_district="西湖区",
                 ship_detail="文三路1号", pay_deadline=T0, pay_channel="", out_trade_no="", created_at=T0,
                 updated_at=T0)).inserted_primary_key[0]
-        for turn in range(max(len(found) for found in BEFORE_0010.values())):
-            for name, found in BEFORE_0010.items():
+        for turn in range(max(len(found) for found in before.values())):
+            for name, found in before.items():
                 if turn < len(found):
                     status, actor, reason = found[turn]
                     connection.execute(insert(order_transitions).values(

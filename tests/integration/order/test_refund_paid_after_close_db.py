@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from services.common.errors import Conflict
 from services.common.events import decode, unpack
+from services.common.order_steps import StepKind
 from services.common.outbox import outbox
 from services.order import aftersales, db, refunds, service
 from services.order.aftersales import AfterSaleSettings, CaseRequest
@@ -151,7 +152,8 @@ def noted_by_an_old_pod(uow: Uow, order_id: int, refund_no: str, at: datetime) -
         order = tx.orders.get(order_id, lock=True)
         refund = tx.refunds.get(refund_no)
         assert order is not None and refund is not None
-        order.record_step(actor="wechatpay", now=at, reason=refunds.paid_after_close_note(refund), shopper=False)
+        order.record_step(kind=StepKind.REFUND_NOTE, actor="wechatpay", now=at,
+                          reason=refunds.paid_after_close_note(refund), shopper=False)
         tx.commit()
 
 

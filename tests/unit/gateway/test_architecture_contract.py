@@ -107,7 +107,7 @@ REQUEST_FIELDS: dict[tuple[str, str], list[str]] = {
 SESSION = ["access_token", "refresh_token", "expires_in", "user.id", "user.phone", "user.nickname"]
 ORDER = ["id", "order_no", "status", "payable_fen", "pay_deadline", "lines[].id", "lines[].sku_id", "lines[].name",
          "lines[].spec", "lines[].price_fen", "lines[].quantity", "address", "amounts", "history[].status",
-         "history[].at", "history[].actor", "history[].reason"]
+         "history[].kind", "history[].at", "history[].actor", "history[].reason"]
 RESPONSE_FIELDS: dict[tuple[str, str], list[str]] = {
     ("POST", "/auth/sms-codes"): ["expires_in", "resend_after", "dev_code"],
     ("POST", "/auth/login/sms"): SESSION,

@@ -12,6 +12,7 @@ from mall.order.v1 import order_pb2
 
 from services.common.errors import Conflict, DomainError
 from services.common.grpc_server import CODE_KEY, to_grpc
+from services.common.order_steps import STEP_KINDS, StepKind
 from tests.unit.gateway.conftest import history_item
 
 AT = Timestamp(seconds=1_795_000_000)
@@ -23,7 +24,7 @@ ORDER = order_pb2.Order(
     amounts=order_pb2.Amounts(items_total_fen=3998, level_discount_fen=199, payable_fen=3799),
     pay_deadline=AT, created_at=AT, history=[order_pb2.Transition(status="PENDING_PAYMENT", at=AT, actor="user:42",
                                                                    reason="placed", shopper_visible=True,
-                                                                   shopper_reason="placed")])
+                                                                   shopper_reason="placed", kind="placed")])
 
 
 @pytest.fixture
@@ -86,8 +87,8 @@ def test_submitting_passes_the_key_and_answers_the_order_with_a_masked_phone(cli
     body = response.get_json()
     assert (body["status"], body["payable_fen"], body["address"]["phone"]) == ("PENDING_PAYMENT", 3799,
                                                                                "138****8000")
-    assert body["history"] == [{"status": "PENDING_PAYMENT", "at": "2026-11-18T11:06:40Z", "actor": "user:42",
-                                "reason": "placed"}]
+    assert body["history"] == [{"status": "PENDING_PAYMENT", "kind": "placed", "at": "2026-11-18T11:06:40Z",
+                                "actor": "user:42", "reason": "placed"}]
     sent = clients.order.SubmitOrder.calls[0].message
     assert (sent.idempotency_key, sent.checkout.sku_id, sent.checkout.quantity) == ("abc-1", 101, 2)
 
@@ -332,11 +333,13 @@ def a_refunding_order() -> order_pb2.Order:
     order.status = "REFUNDING"
     order.history.extend([
         order_pb2.Transition(status="CANCEL_REQUESTED", at=AT, actor="user:42", reason="拍错了", shopper_visible=True,
-                             shopper_reason="拍错了"),
+                             shopper_reason="拍错了", kind="cancel_requested"),
         order_pb2.Transition(status="REFUNDING", at=AT, actor="staff:7", reason="同意,客户来电",
-                             shopper_visible=True, shopper_reason="cancellation approved"),
-        order_pb2.Transition(status="REFUNDING", at=AT, actor="wechatpay", reason="refund RF1 ABNORMAL at WeChat Pay"),
-        order_pb2.Transition(status="REFUNDING", at=AT, actor="staff:1", reason="refund RF1 closed: 卡已注销")])
+                             shopper_visible=True, shopper_reason="cancellation approved", kind="cancel_approved"),
+        order_pb2.Transition(status="REFUNDING", at=AT, actor="wechatpay", reason="refund RF1 ABNORMAL at WeChat Pay",
+                             kind="refund_note"),
+        order_pb2.Transition(status="REFUNDING", at=AT, actor="staff:1", reason="refund RF1 closed: 卡已注销",
+                             kind="refund_note")])
     return order
 
 
@@ -349,7 +352,29 @@ def test_my_order_shows_every_status_change_with_what_i_am_told_and_no_staff_not
     assert [(step["status"], step["actor"], step["reason"]) for step in body["history"]] == [
         ("PENDING_PAYMENT", "user:42", "placed"), ("CANCEL_REQUESTED", "user:42", "拍错了"),
         ("REFUNDING", "staff", "cancellation approved")]
-    assert set(body["history"][0]) == {"status", "at", "actor", "reason"}
+    assert set(body["history"][0]) == {"status", "kind", "at", "actor", "reason"}
+
+
+def test_each_step_says_its_kind_to_the_shopper_and_to_staff(client: FlaskClient, clients, bearer, auth) -> None:
+    clients.order.GetOrder.reply = a_refunding_order()
+
+    mine = client.get("/api/v1/orders/5", headers=auth).get_json()
+    theirs = client.get("/api/v1/admin/orders/5", headers=bearer(roles="customer_service", user_id=7)).get_json()
+
+    assert [step["kind"] for step in mine["history"]] == ["placed", "cancel_requested", "cancel_approved"]
+    assert [step["kind"] for step in theirs["history"]] == [
+        "placed", "cancel_requested", "cancel_approved", "refund_note", "refund_note"]
+
+
+def test_a_step_recorded_before_kinds_existed_says_none_rather_than_failing(client: FlaskClient, clients,
+                                                                            auth) -> None:
+    order = a_refunding_order()
+    order.history[0].ClearField("kind")  # written by a pod of the release before, during the rollout
+    clients.order.GetOrder.reply = order
+
+    response = client.get("/api/v1/orders/5", headers=auth)
+
+    assert (response.status_code, response.get_json()["history"][0]["kind"]) == (200, "")
 
 
 def test_staff_calling_a_shoppers_order_route_get_the_shoppers_view_without_staff_ids(
@@ -448,7 +473,7 @@ def test_the_openapi_document_gives_shoppers_their_steps_and_staff_every_step_wi
     assert {history_item(spec, "/api/v1/admin/orders/{order_id}"),
             history_item(spec, "/api/v1/admin/orders/{order_id}/cancel-review", "post"),
             history_item(spec, "/api/v1/admin/refunds/{refund_no}/close", "post")} == {"StaffStepOut"}
-    assert set(schemas["StepOut"]["properties"]) == {"status", "at", "actor", "reason"}
+    assert set(schemas["StepOut"]["properties"]) == {"status", "kind", "at", "actor", "reason"}
     assert {"shopper_visible", "shopper_reason"} <= set(schemas["StaffStepOut"]["properties"])
     assert "staff only" in schemas["StaffStepOut"]["properties"]["shopper_visible"]["description"]
 
@@ -653,3 +678,13 @@ def test_a_malformed_order_number_is_a_400_and_never_asked(client: FlaskClient, 
     assert (response.status_code, response.get_json()["error"]["code"], list(
         response.get_json()["error"]["details"])) == (400, "INVALID_REQUEST", ["order_no"])
     assert clients.order.ListOrders.calls == []
+
+
+@pytest.mark.parametrize("schema", ["StepOut", "StaffStepOut"])
+def test_the_openapi_document_lists_every_step_kind_with_what_it_means(client: FlaskClient, schema: str) -> None:
+    schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
+    kind = schemas[schema]["properties"]["kind"]
+
+    assert [step.value for step in StepKind if f"{step.value}: {STEP_KINDS[step]}" not in kind["description"]] == []
+    enums = [schemas[option["$ref"].rsplit("/", 1)[1]]["enum"] for option in kind["anyOf"] if "$ref" in option]
+    assert enums == [[step.value for step in StepKind]]  # an enum a client can generate code from, not free text

@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from services.common.errors import Conflict, DomainError, ErrorKind, NotFound
+from services.common.order_steps import StepKind
 from services.common.wechatpay import Refund as ChannelRefund
 from services.common.wechatpay import WechatPayApiError
 from services.order import refunds, service, wallet_reviews
@@ -185,7 +186,8 @@ def test_a_late_payment_whose_step_an_earlier_release_recorded_is_received_once_
     service.cancel_order(shop.uow, user_id=1, order_id=order.id or 0, reason="", now=NOW)
     refund_no = f"LATE{order.order_no}"
     # Recorded before late-payment-received existed; its refund was never paid.
-    order.record_step(actor="wechatpay", now=NOW, reason=f"{service.LATE_PAYMENT} ({refund_no}, 3998 fen)",
+    order.record_step(kind=StepKind.PAYMENT_NOTE, actor="wechatpay", now=NOW,
+                      reason=f"{service.LATE_PAYMENT} ({refund_no}, 3998 fen)",
                       shopper=False)
     wechat = WechatPay(order, payments)
 

@@ -11,6 +11,7 @@ from mall.events.v1.order_events_pb2 import RefundPaidTwice
 
 from services.common.errors import Conflict
 from services.common.events import timestamp
+from services.common.order_steps import StepKind
 from services.order import aftersales, refunds
 from services.order.domain import Order, RefundStatus
 from tests.fakes import FakeRefundPayments
@@ -227,7 +228,8 @@ def test_a_closed_refund_a_previous_release_recorded_paid_is_marked_at_its_step_
     case = closed_case(shop, payments, order, units=2)
     [closed] = shop.uow.refunds.for_order(order.id or 0)
     noted_at = NOW + timedelta(days=4)
-    order.record_step(actor="wechatpay", now=noted_at, reason=refunds.paid_after_close_note(closed), shopper=False)
+    order.record_step(kind=StepKind.REFUND_NOTE, actor="wechatpay", now=noted_at,
+                      reason=refunds.paid_after_close_note(closed), shopper=False)
     assert aftersales.claimable_units(order, shop.uow.refunds.for_order(order.id or 0)) == {line: 3}
     deltas = CounterDeltas()
 

@@ -182,20 +182,22 @@ class Address(_message.Message):
     def __init__(self, name: _Optional[str] = ..., phone: _Optional[str] = ..., province: _Optional[str] = ..., city: _Optional[str] = ..., district: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class Transition(_message.Message):
-    __slots__ = ("status", "at", "actor", "reason", "shopper_visible", "shopper_reason")
+    __slots__ = ("status", "at", "actor", "reason", "shopper_visible", "shopper_reason", "kind")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     SHOPPER_VISIBLE_FIELD_NUMBER: _ClassVar[int]
     SHOPPER_REASON_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     status: str
     at: _timestamp_pb2.Timestamp
     actor: str
     reason: str
     shopper_visible: bool
     shopper_reason: str
-    def __init__(self, status: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ..., shopper_visible: _Optional[bool] = ..., shopper_reason: _Optional[str] = ...) -> None: ...
+    kind: str
+    def __init__(self, status: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ..., shopper_visible: _Optional[bool] = ..., shopper_reason: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class Order(_message.Message):
     __slots__ = ("id", "order_no", "user_id", "status", "lines", "address", "amounts", "pay_deadline", "created_at", "paid_at", "pay_channel", "coupon_id", "points_used", "note", "history", "refunded_fen", "shipments", "shipped_at", "completed_at", "refunds")
