@@ -624,6 +624,10 @@ class FakeAfterSaleRepository:
                 times.setdefault(case.order_id, []).append((case.created_at, case.closed_at))
         return times
 
+    def open_cases(self, line_ids: Collection[int]) -> dict[int, int]:
+        return {line.line_id: case.id or 0 for case in self.cases for line in case.lines
+                if line.open and line.line_id in line_ids}
+
     def lock_awaiting_return_before(self, before: datetime, limit: int) -> list[AfterSale]:
         due = [case for case in self.cases if case.status == "AWAITING_RETURN" and case.updated_at <= before]
         return sorted(due, key=lambda case: case.updated_at)[:limit]

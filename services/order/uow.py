@@ -111,6 +111,10 @@ class AfterSaleRepository(Protocol):
         none left out): what the auto-confirm clock needs of a batch of orders, in one query, without the cases'
         lines and history."""
 
+    def open_cases(self, line_ids: Collection[int]) -> dict[int, int]:
+        """The open case (its id) of each of these order lines that has one, lines without left out, in one read of
+        the case lines (a line has at most one open case: `CaseLine.open`, a partial unique index behind it)."""
+
     def lock_awaiting_return_before(self, before: datetime, limit: int) -> list[AfterSale]:
         """Cases AWAITING_RETURN since `before` or earlier, oldest first, locked (others' rows skipped)."""
 
