@@ -641,7 +641,8 @@ class FakeAfterSaleRepository:
     def search(self, search: CaseSearch) -> tuple[list[AfterSale], int]:
         found = [case for case in self.cases
                  if all(not wanted or getattr(case, name) == wanted for name, wanted in (
-                     ("user_id", search.user_id), ("status", search.status), ("type", search.type),
+                     ("user_id", search.user_id), ("order_id", search.order_id), ("status", search.status),
+                     ("type", search.type),
                      ("order_no", search.order_no)))
                  and (search.created_from is None or case.created_at >= search.created_from)
                  and (search.created_to is None or case.created_at < search.created_to)]

@@ -618,7 +618,8 @@ class SqlAfterSaleRepository:
 
     def search(self, search: CaseSearch) -> tuple[list[AfterSale], int]:
         conditions = [column == value for column, value in (
-            (after_sales.c.user_id, search.user_id), (after_sales.c.status, search.status),
+            (after_sales.c.user_id, search.user_id), (after_sales.c.order_id, search.order_id),
+            (after_sales.c.status, search.status),
             (after_sales.c.type, search.type), (after_sales.c.order_no, search.order_no)) if value]
         if search.created_from is not None:
             conditions.append(after_sales.c.created_at >= search.created_from)

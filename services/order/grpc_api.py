@@ -430,7 +430,8 @@ class AfterSaleServicer(after_sale_pb2_grpc.AfterSaleServiceServicer):
 
     def ListAfterSales(self, request: after_sale_pb2.ListAfterSalesRequest,
                        context: grpc.ServicerContext) -> after_sale_pb2.ListAfterSalesResponse:
-        return self._page(CaseSearch(user_id=require_caller().user_id, **_page(request)), staff=False)
+        return self._page(CaseSearch(user_id=require_caller().user_id, order_id=request.order_id, **_page(request)),
+                          staff=False)
 
     def SubmitReturnShipment(self, request: after_sale_pb2.SubmitReturnShipmentRequest,
                              context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:

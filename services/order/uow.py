@@ -89,6 +89,7 @@ class OrderRepository(Protocol):
 @dataclass(frozen=True)
 class CaseSearch:
     user_id: int = 0  # 0 = anyone (staff)
+    order_id: int = 0  # 0 = any order
     status: str = ""
     type: str = ""
     order_no: str = ""

@@ -264,3 +264,24 @@ def test_a_page_of_orders_and_a_detail_read_each_lines_open_case_until_it_closes
     assert ([order.id for order in page.orders], page.open_cases, detail.open_cases) == (
         [other_id, order_id], {line_id: case.id}, {line_id: case.id})
     assert (len(after.orders), after.open_cases) == (2, {})
+
+
+def test_my_cases_of_one_order_come_in_exact_pages_and_another_shoppers_order_finds_none(
+        uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    order_id, other_id = shipped(uow, "AS-BY-1"), shipped(uow, "AS-BY-2")
+    cases = []
+    for _ in range(3):  # opened and withdrawn in turn: three cases of the order's one line
+        case = ask(uow, order_id)
+        aftersales.withdraw_case(uow(), user_id=ALICE, case_id=case.id or 0, now=NOW + timedelta(days=2))
+        cases.append(case.id)
+    elsewhere = ask(uow, other_id)
+
+    pages = [aftersales.search_cases(uow(), CaseSearch(user_id=ALICE, order_id=order_id, offset=offset, limit=2))
+             for offset in (0, 2)]
+    strangers = aftersales.search_cases(uow(), CaseSearch(user_id=ALICE + 1, order_id=order_id))
+
+    # newest first: opened at the same instant, the later id first
+    assert [([case.id for case in found], total) for found, total in pages] == [
+        ([cases[2], cases[1]], 3), ([cases[0]], 3)]
+    assert aftersales.search_cases(uow(), CaseSearch(user_id=ALICE, order_id=other_id))[0][0].id == elsewhere.id
+    assert strangers == ([], 0)
