@@ -624,6 +624,10 @@ class FakeAfterSaleRepository:
                 times.setdefault(case.order_id, []).append((case.created_at, case.closed_at))
         return times
 
+    def open_cases(self, line_ids: Collection[int]) -> dict[int, int]:
+        return {line.line_id: case.id or 0 for case in self.cases for line in case.lines
+                if line.open and line.line_id in line_ids}
+
     def lock_awaiting_return_before(self, before: datetime, limit: int) -> list[AfterSale]:
         due = [case for case in self.cases if case.status == "AWAITING_RETURN" and case.updated_at <= before]
         return sorted(due, key=lambda case: case.updated_at)[:limit]
@@ -637,7 +641,8 @@ class FakeAfterSaleRepository:
     def search(self, search: CaseSearch) -> tuple[list[AfterSale], int]:
         found = [case for case in self.cases
                  if all(not wanted or getattr(case, name) == wanted for name, wanted in (
-                     ("user_id", search.user_id), ("status", search.status), ("type", search.type),
+                     ("user_id", search.user_id), ("order_id", search.order_id), ("status", search.status),
+                     ("type", search.type),
                      ("order_no", search.order_no)))
                  and (search.created_from is None or case.created_at >= search.created_from)
                  and (search.created_to is None or case.created_at < search.created_to)]

@@ -10,7 +10,7 @@ from mall.order.v1 import after_sale_pb2
 from mall.order.v1.after_sale_pb2_grpc import AfterSaleServiceStub
 from pydantic import Field, model_validator
 
-from gateway.api import Body, Id, Page, PageQuery, Reply, operation, service
+from gateway.api import MAX_ID, Body, Id, Page, PageQuery, Reply, operation, service
 from gateway.routes.orders import (
     LineUnitsIn,
     ShopperStep,
@@ -174,12 +174,18 @@ def open_case(order_id: int, body: CaseIn) -> tuple[CaseOut, int]:
     return CaseOut.from_proto(case), 201
 
 
+class CasesQuery(PageQuery):
+    order_id: int | None = Field(None, ge=1, le=MAX_ID,
+                                 description="only this order's cases (an order's page: its lines' `open_case_id` "
+                                             "names the open one); another shopper's order finds nothing")
+
+
 @bp.get("/after-sales")
-@operation(summary="My after-sales cases, newest first", tag="after-sales", query=PageQuery,
+@operation(summary="My after-sales cases, newest first", tag="after-sales", query=CasesQuery,
            responses={200: Page[CaseOut]})
-def list_cases(query: PageQuery) -> Page[CaseOut]:
+def list_cases(query: CasesQuery) -> Page[CaseOut]:
     found = service(AfterSaleServiceStub).ListAfterSales(after_sale_pb2.ListAfterSalesRequest(
-        offset=query.offset, limit=query.page_size))
+        offset=query.offset, limit=query.page_size, order_id=query.order_id or 0))
     return Page[CaseOut].of([CaseOut.from_proto(case) for case in found.cases], query, found.total)
 
 

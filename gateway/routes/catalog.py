@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import grpc
 from flask import Blueprint, Response, g, request
 from mall.order.v1 import order_pb2
 from mall.order.v1.order_pb2_grpc import OrderServiceStub
@@ -36,6 +37,7 @@ from gateway.ratelimit import Limit
 from gateway.uploads import require_own_uploads
 from services.common import formats
 from services.common.formats import anchored
+from services.common.grpc_server import from_grpc
 
 bp = Blueprint("catalog", __name__, url_prefix="/api/v1")
 
@@ -306,21 +308,46 @@ class ProductReviews(Page[ReviewOut]):
 @bp.post("/orders/<id:order_id>/lines/<id:line_id>/review")
 @operation(summary="Review a line of my completed order (once)", tag="reviews", body=ReviewIn,
            responses={201: MyReviewOut},
-           description="404 when the order is not mine or has no such line; 409 REVIEW_NOT_ELIGIBLE until the "
-                       "order is completed (receipt confirmed; the completion reaches the product service within "
-                       "moments, so retry shortly after confirming); 409 REVIEW_EXISTS for a second review of the "
-                       "line; 400 REVIEW_INVALID / INVALID_REQUEST with details per field; 400 UPLOAD_NOT_YOURS "
-                       "(details images.N) for an image I did not upload.")
+           description="404 when the order is not mine or has no such line; 409 REVIEW_NOT_ELIGIBLE when the line "
+                       "cannot be reviewed (yet), `details.reason` saying whether to retry: `completing` (the order "
+                       "is COMPLETED and its completion reaches the product service within moments: retry shortly), "
+                       "`refunded` (the line was refunded in full before the order completed: never reviewable, do "
+                       "not retry), `not_completed` (the order is not COMPLETED yet, `details.status`: a SHIPPED "
+                       "one once I confirm receipt; a cancelled or refunded one never); 409 REVIEW_EXISTS for a "
+                       "second review of the line; 400 REVIEW_INVALID / INVALID_REQUEST with details per field; 400 "
+                       "UPLOAD_NOT_YOURS (details images.N) for an image I did not upload.")
 def post_review(order_id: int, line_id: int, body: ReviewIn) -> tuple[MyReviewOut, int]:
     require_own_uploads(body.images)
     order = service(OrderServiceStub).GetOrder(order_pb2.GetOrderRequest(id=order_id))  # a stranger's: 404
-    if not any(line.id == line_id for line in order.lines):
+    line = next((line for line in order.lines if line.id == line_id), None)
+    if line is None:
         raise ApiError(404, "ORDER_LINE_NOT_FOUND", "this order has no such line")
     nickname = service(UserServiceStub).GetProfile(user_pb2.GetProfileRequest()).nickname
-    review = service(ProductServiceStub).CreateReview(product_pb2.CreateReviewRequest(
-        order_no=order.order_no, line_id=line_id, rating=body.rating, content=body.content, images=body.images,
-        buyer_nickname=nickname))
+    try:
+        review = service(ProductServiceStub).CreateReview(product_pb2.CreateReviewRequest(
+            order_no=order.order_no, line_id=line_id, rating=body.rating, content=body.content, images=body.images,
+            buyer_nickname=nickname))
+    except grpc.RpcError as exc:
+        if from_grpc(exc)[1] == "REVIEW_NOT_ELIGIBLE":
+            raise not_eligible(order, line) from exc
+        raise
     return MyReviewOut.from_proto(review), 201
+
+
+def not_eligible(order: order_pb2.Order, line: order_pb2.OrderLine) -> ApiError:
+    """Why the product service does not know the line as reviewable, from the order read as the caller: it knows only
+    the lines order-completed listed (services/product/reviews.py), which leaves out lines refunded in full, and it
+    learns of them moments after the order completes. Only the last is worth a retry."""
+    if line.refunded_quantity >= line.quantity:
+        # A line refunded in full after completion stays reviewable (the product service accepts it, never here).
+        return ApiError(409, "REVIEW_NOT_ELIGIBLE", "this line was refunded in full before the order completed: "
+                        "there is nothing of it to review", {"reason": "refunded"})
+    if order.status != "COMPLETED":
+        return ApiError(409, "REVIEW_NOT_ELIGIBLE", "only a line of a completed order can be reviewed"
+                        + ("; confirm receipt first" if order.status == "SHIPPED" else ""),
+                        {"reason": "not_completed", "status": order.status})
+    return ApiError(409, "REVIEW_NOT_ELIGIBLE", "the order's completion is still on its way; try again in a moment",
+                    {"reason": "completing"})
 
 
 @bp.get("/products/<id:product_id>/reviews")

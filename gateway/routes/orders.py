@@ -198,6 +198,24 @@ class LineOut(Reply):
                    price_fen=line.price_fen, quantity=line.quantity, image=line.image)
 
 
+class OrderLineOut(LineOut):
+    """A line of the order: as bought, how many of its units were refunded and its after-sales case still open, if
+    any: what a line's buttons need ("refunded ×1", "after-sales in progress", "apply for after-sales")."""
+
+    refunded_quantity: int = Field(description="units of the line refunded or being refunded (refunds under way or "
+                                               "done), 0 to quantity; a refund that does not go through gives its "
+                                               "units back. Equal to quantity: the line was refunded in full")
+    open_case_id: int | None = Field(description="the line's after-sales case still open (GET /after-sales/{id}); a "
+                                                 "line has one at most, and a new case on it is 409 "
+                                                 "AFTER_SALE_LINE_OPEN while it is open. null: none (never opened, or "
+                                                 "REJECTED, REFUNDED or WITHDRAWN since)")
+
+    @classmethod
+    def from_proto(cls, line: order_pb2.OrderLine) -> OrderLineOut:
+        return cls(**LineOut.from_proto(line).model_dump(), refunded_quantity=line.refunded_quantity,
+                   open_case_id=line.open_case_id or None)
+
+
 class AmountsOut(Reply):
     """Fen; payable = items - level - coupon - points + freight. Percentage discounts are floored to the fen."""
 
@@ -475,7 +493,7 @@ class OrderOut(Reply):
     note: str
     coupon_id: int | None
     points_used: int
-    lines: list[LineOut]
+    lines: list[OrderLineOut]
     address: AddressOut
     amounts: AmountsOut
     history: list[StepOut]
@@ -495,7 +513,7 @@ class OrderOut(Reply):
                    shipments=[ShipmentOut.from_proto(shipment) for shipment in order.shipments],
                    pay_channel=order.pay_channel,
                    note=order.note, coupon_id=order.coupon_id or None, points_used=order.points_used,
-                   lines=[LineOut.from_proto(line) for line in order.lines],
+                   lines=[OrderLineOut.from_proto(line) for line in order.lines],
                    address=AddressOut(name=a.name, phone=mask_phone(a.phone), province=a.province, city=a.city,
                                       district=a.district, detail=a.detail),
                    amounts=AmountsOut.from_proto(order.amounts),

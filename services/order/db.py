@@ -608,9 +608,18 @@ class SqlAfterSaleRepository:
             times.setdefault(order_id, []).append((opened, updated_at if status in CLOSED_CASES else None))
         return times
 
+    def open_cases(self, line_ids: Collection[int]) -> dict[int, int]:
+        if not line_ids:
+            return {}
+        # uq_after_sale_lines_one_open (line_id WHERE open) answers it: a page's lines, one row each at most.
+        rows = self.session.execute(select(after_sale_lines.c.line_id, after_sale_lines.c.case_id)
+                                    .where(after_sale_lines.c.open, after_sale_lines.c.line_id.in_(sorted(line_ids))))
+        return {line_id: case_id for line_id, case_id in rows}
+
     def search(self, search: CaseSearch) -> tuple[list[AfterSale], int]:
         conditions = [column == value for column, value in (
-            (after_sales.c.user_id, search.user_id), (after_sales.c.status, search.status),
+            (after_sales.c.user_id, search.user_id), (after_sales.c.order_id, search.order_id),
+            (after_sales.c.status, search.status),
             (after_sales.c.type, search.type), (after_sales.c.order_no, search.order_no)) if value]
         if search.created_from is not None:
             conditions.append(after_sales.c.created_at >= search.created_from)

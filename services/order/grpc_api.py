@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -99,7 +99,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
                                      user_id=user_id, request=_checkout(request.checkout), note=request.note,
                                      idempotency_key=request.idempotency_key,
                                      request_fingerprint=fingerprint.SerializeToString(deterministic=True))
-        return order_message(order, staff=False)
+        return order_message(order, staff=False, open_cases={})  # a new order: no case yet
 
     # Orders
 
@@ -107,18 +107,17 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
                    context: grpc.ServicerContext) -> order_pb2.ListOrdersResponse:
         search = OrderSearch(user_id=require_caller().user_id, statuses=_statuses(request), order_no=request.order_no,
                              **_page(request))
-        found, total = service.search_orders(self.uow(), search)
-        return order_pb2.ListOrdersResponse(orders=[order_message(order, staff=False) for order in found], total=total)
+        return _order_page(service.search_orders(self.uow(), search), staff=False)
 
     def GetOrder(self, request: order_pb2.GetOrderRequest, context: grpc.ServicerContext) -> order_pb2.Order:
         caller = require_caller()
         staff = caller.has_any_role(*ORDER_STAFF)
         detail = service.get_order_detail(self.uow(), user_id=None if staff else caller.user_id, order_id=request.id)
-        return order_message(detail.order, staff=staff, with_refunds=detail.refunds)
+        return order_message(detail.order, staff=staff, open_cases=detail.open_cases, with_refunds=detail.refunds)
 
     def CancelOrder(self, request: order_pb2.CancelOrderRequest, context: grpc.ServicerContext) -> order_pb2.Order:
-        return order_message(service.cancel_order(self.uow(), user_id=require_caller().user_id, order_id=request.id,
-                                                  reason=request.reason[:255], wechat=self.wechat), staff=False)
+        return self._answer(service.cancel_order(self.uow(), user_id=require_caller().user_id, order_id=request.id,
+                                                 reason=request.reason[:255], wechat=self.wechat), staff=False)
 
     def SearchOrders(self, request: order_pb2.SearchOrdersRequest,
                      context: grpc.ServicerContext) -> order_pb2.ListOrdersResponse:
@@ -126,8 +125,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         search = OrderSearch(user_id=request.user_id, statuses=_statuses(request), order_no=request.order_no,
                              created_from=_time(request, "created_from"), created_to=_time(request, "created_to"),
                              **_page(request))
-        found, total = service.search_orders(self.uow(), search)
-        return order_pb2.ListOrdersResponse(orders=[order_message(order, staff=True) for order in found], total=total)
+        return _order_page(service.search_orders(self.uow(), search), staff=True)
 
     def GetOrderStates(self, request: order_pb2.GetOrderStatesRequest,
                        context: grpc.ServicerContext) -> order_pb2.GetOrderStatesResponse:
@@ -156,7 +154,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     def ReviewCancellation(self, request: order_pb2.ReviewCancellationRequest,
                            context: grpc.ServicerContext) -> order_pb2.Order:
         caller = require_caller(*REFUND_DECIDERS)
-        return order_message(refunds.review_cancellation(
+        return self._answer(refunds.review_cancellation(
             self.uow(), self.refund_payments, self.members, order_id=request.id, approve=request.approve,
             reason=request.reason[:255], actor=formats.staff_actor(caller.user_id)), staff=True)
 
@@ -165,7 +163,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         caller = require_caller(*REFUND_DECIDERS)
         fingerprint = order_pb2.CancelUnshippedRequest(id=request.id, reason=request.reason,
                                                        shopper_reason=request.shopper_reason)
-        return order_message(refunds.cancel_unshipped(
+        return self._answer(refunds.cancel_unshipped(
             self.uow(), self.refund_payments, self.members, order_id=request.id, reason=request.reason,
             shopper_reason=request.shopper_reason, actor=formats.staff_actor(caller.user_id),
             idempotency_key=request.idempotency_key,
@@ -173,14 +171,15 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
 
     def CloseRefund(self, request: order_pb2.CloseRefundRequest, context: grpc.ServicerContext) -> order_pb2.Order:
         caller = require_caller(*REFUND_CLOSERS)
-        return order_message(refunds.close_refund(self.uow(), self.refund_payments, refund_no=request.refund_no,
-                                                  reason=request.reason, actor=formats.staff_actor(caller.user_id)), staff=True)
+        return self._answer(refunds.close_refund(self.uow(), self.refund_payments, refund_no=request.refund_no,
+                                                 reason=request.reason, actor=formats.staff_actor(caller.user_id)),
+                            staff=True)
 
     def RetryRefund(self, request: order_pb2.RetryRefundRequest, context: grpc.ServicerContext) -> order_pb2.Order:
         caller = require_caller(*REFUND_RETRIERS)
-        return order_message(refunds.staff_retry_refund(self.uow, self.refund_payments, self.members,
-                                                        refund_no=request.refund_no,
-                                                        actor=formats.staff_actor(caller.user_id)), staff=True)
+        return self._answer(refunds.staff_retry_refund(self.uow, self.refund_payments, self.members,
+                                                       refund_no=request.refund_no,
+                                                       actor=formats.staff_actor(caller.user_id)), staff=True)
 
     def ListRefunds(self, request: order_pb2.ListRefundsRequest,
                     context: grpc.ServicerContext) -> order_pb2.ListRefundsResponse:
@@ -217,9 +216,9 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     def ShipOrder(self, request: order_pb2.ShipOrderRequest, context: grpc.ServicerContext) -> order_pb2.Order:
         caller = require_caller(*SHIPPERS)
         lines = _units_by_line(request.lines)
-        return order_message(service.ship_order(self.uow(), order_id=request.id, carrier=request.carrier,
-                                                tracking_no=request.tracking_no, lines=lines or None,
-                                                actor=formats.staff_actor(caller.user_id)), staff=True)
+        return self._answer(service.ship_order(self.uow(), order_id=request.id, carrier=request.carrier,
+                                               tracking_no=request.tracking_no, lines=lines or None,
+                                               actor=formats.staff_actor(caller.user_id)), staff=True)
 
     def GetWaybill(self, request: order_pb2.GetWaybillRequest, context: grpc.ServicerContext) -> order_pb2.Waybill:
         require_caller(*SHIPPERS)
@@ -227,8 +226,17 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
 
     def ConfirmReceipt(self, request: order_pb2.ConfirmReceiptRequest,
                        context: grpc.ServicerContext) -> order_pb2.Order:
-        return order_message(service.confirm_receipt(self.uow(), user_id=require_caller().user_id,
-                                                     order_id=request.id), staff=False)
+        return self._answer(service.confirm_receipt(self.uow(), user_id=require_caller().user_id,
+                                                    order_id=request.id), staff=False)
+
+    def _answer(self, order: Order, *, staff: bool) -> order_pb2.Order:
+        """An order a use case just changed, with its lines' open after-sales cases as they are now."""
+        return order_message(order, staff=staff, open_cases=service.open_cases(self.uow(), [order]))
+
+
+def _order_page(page: service.OrderPage, *, staff: bool) -> order_pb2.ListOrdersResponse:
+    return order_pb2.ListOrdersResponse(orders=[order_message(order, staff=staff, open_cases=page.open_cases)
+                                                for order in page.orders], total=page.total)
 
 
 def _order_states(uow: OrderUnitOfWork, order_nos: Iterable[str]) -> list[order_pb2.OrderState]:
@@ -290,6 +298,13 @@ def _cart_item(line: CartLine) -> order_pb2.CartItem:
 def _line(line: OrderLine) -> order_pb2.OrderLine:
     return order_pb2.OrderLine(id=line.id or 0, sku_id=line.sku_id, product_id=line.product_id, name=line.name,
                                spec=line.spec, price_fen=line.price_fen, quantity=line.quantity, image=line.image)
+
+
+def _order_line(line: OrderLine, open_case_id: int) -> order_pb2.OrderLine:
+    """A line of an order: as bought, its units refunded (or being refunded) and its open after-sales case (0: none)."""
+    message = _line(line)
+    message.refunded_quantity, message.open_case_id = line.refunded_quantity, open_case_id
+    return message
 
 
 def _address(a: Address) -> order_pb2.Address:
@@ -359,13 +374,17 @@ def _order_refund(refund: Refund) -> order_pb2.OrderRefund:
     return message
 
 
-def order_message(order: Order, *, staff: bool, with_refunds: Iterable[Refund] = ()) -> order_pb2.Order:
+def order_message(order: Order, *, staff: bool, open_cases: Mapping[int, int],
+                  with_refunds: Iterable[Refund] = ()) -> order_pb2.Order:
     """The order as staff see it (every step of its history, as recorded), or as its shopper does
-    (`Order.shopper_history`): callers say which, so no note for staff reaches a shopper by default. `with_refunds`:
-    the order's, for its detail (GetOrder) only."""
+    (`Order.shopper_history`): callers say which, so no note for staff reaches a shopper by default. `open_cases`: the
+    open after-sales case of each line that has one (line id -> case id), read with the order or after the change it
+    answers: callers say which, so no line shows no case for want of a read. `with_refunds`: the order's, for its
+    detail (GetOrder) only."""
     message = order_pb2.Order(
         id=order.id, order_no=order.order_no, user_id=order.user_id, status=order.status,
-        lines=[_line(line) for line in order.lines], address=_address(order.address),
+        lines=[_order_line(line, open_cases.get(line.id or 0, 0)) for line in order.lines],
+        address=_address(order.address),
         amounts=_amounts(order.amounts), pay_deadline=timestamp(order.pay_deadline),
         created_at=timestamp(order.created_at), pay_channel=order.pay_channel, coupon_id=order.coupon_id,
         points_used=order.points_used, note=order.note, refunded_fen=order.refunded_fen,
@@ -411,7 +430,8 @@ class AfterSaleServicer(after_sale_pb2_grpc.AfterSaleServiceServicer):
 
     def ListAfterSales(self, request: after_sale_pb2.ListAfterSalesRequest,
                        context: grpc.ServicerContext) -> after_sale_pb2.ListAfterSalesResponse:
-        return self._page(CaseSearch(user_id=require_caller().user_id, **_page(request)), staff=False)
+        return self._page(CaseSearch(user_id=require_caller().user_id, order_id=request.order_id, **_page(request)),
+                          staff=False)
 
     def SubmitReturnShipment(self, request: after_sale_pb2.SubmitReturnShipmentRequest,
                              context: grpc.ServicerContext) -> after_sale_pb2.AfterSale:

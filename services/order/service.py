@@ -630,20 +630,22 @@ def get_order(uow: OrderUnitOfWork, *, user_id: int | None, order_id: int) -> Or
 @dataclass(frozen=True)
 class OrderDetail:
     """An order as its detail page shows it: with every refund of it, oldest first, a late payment's too (money the
-    order never took, refunded under LATE<order_no>)."""
+    order never took, refunded under LATE<order_no>), and the open after-sales case of each line that has one."""
 
     order: Order
     refunds: list[Refund]
+    open_cases: dict[int, int]  # line id -> its open case's id
 
 
 def get_order_detail(uow: OrderUnitOfWork, *, user_id: int | None, order_id: int) -> OrderDetail:
-    """`get_order` and the order's refunds, read in the same transaction. Only the detail carries refunds: lists of
-    orders would need a refund query per order."""
+    """`get_order`, the order's refunds and its lines' open cases, read in the same transaction. Only the detail
+    carries refunds: lists of orders would need a refund query per order."""
     with uow:
         order = _readable_order(uow, user_id=user_id, order_id=order_id)
         found = uow.refunds.for_order(order_id)
+        cases = _open_cases(uow, [order])
         uow.commit()
-    return OrderDetail(order, found)
+    return OrderDetail(order, found, cases)
 
 
 def _readable_order(uow: OrderUnitOfWork, *, user_id: int | None, order_id: int) -> Order:
@@ -655,13 +657,39 @@ def _readable_order(uow: OrderUnitOfWork, *, user_id: int | None, order_id: int)
     return order
 
 
-def search_orders(uow: OrderUnitOfWork, search: OrderSearch) -> tuple[list[Order], int]:
+@dataclass(frozen=True)
+class OrderPage:
+    """A page of orders, newest first, the total matching, and the open after-sales case of each of their lines that
+    has one (line id -> case id)."""
+
+    orders: list[Order]
+    total: int
+    open_cases: dict[int, int]
+
+
+def search_orders(uow: OrderUnitOfWork, search: OrderSearch) -> OrderPage:
+    """A page of orders and their lines' open cases, in one transaction: one read of the case lines for the page,
+    whatever its size."""
     if any(status not in OrderStatus.__members__ for status in search.statuses):
         raise InvalidInput("STATUS_INVALID", "unknown order status", details={"status": "invalid"})
     with uow:
-        found = uow.orders.search(search)
+        found, total = uow.orders.search(search)
+        cases = _open_cases(uow, found)
         uow.commit()
-    return found
+    return OrderPage(found, total, cases)
+
+
+def open_cases(uow: OrderUnitOfWork, orders: list[Order]) -> dict[int, int]:
+    """The open after-sales case of each line of `orders` that has one (line id -> case id), read now: for an answer
+    about orders a use case just changed."""
+    with uow:
+        cases = _open_cases(uow, orders)
+        uow.commit()
+    return cases
+
+
+def _open_cases(uow: OrderUnitOfWork, orders: list[Order]) -> dict[int, int]:
+    return uow.after_sales.open_cases([line.id for order in orders for line in order.lines if line.id is not None])
 
 
 def cancel_order(uow: OrderUnitOfWork, *, user_id: int, order_id: int, reason: str, wechat: Prepay | None = None,

@@ -89,6 +89,7 @@ class OrderRepository(Protocol):
 @dataclass(frozen=True)
 class CaseSearch:
     user_id: int = 0  # 0 = anyone (staff)
+    order_id: int = 0  # 0 = any order
     status: str = ""
     type: str = ""
     order_no: str = ""
@@ -110,6 +111,10 @@ class AfterSaleRepository(Protocol):
         """When each of these orders' after-sales cases opened and closed (None: still open), by order id (orders with
         none left out): what the auto-confirm clock needs of a batch of orders, in one query, without the cases'
         lines and history."""
+
+    def open_cases(self, line_ids: Collection[int]) -> dict[int, int]:
+        """The open case (its id) of each of these order lines that has one, lines without left out, in one read of
+        the case lines (a line has at most one open case: `CaseLine.open`, a partial unique index behind it)."""
 
     def lock_awaiting_return_before(self, before: datetime, limit: int) -> list[AfterSale]:
         """Cases AWAITING_RETURN since `before` or earlier, oldest first, locked (others' rows skipped)."""

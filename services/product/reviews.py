@@ -11,7 +11,9 @@ A review is then checked against that row alone. Why the event:
   the buyer kept (a line refunded in full through after-sales before completion is left out, so
   it is never reviewable);
 - the cost is a short delay: right after confirming receipt, before the event arrives (well
-  under a second normally), a review is refused with 409 REVIEW_NOT_ELIGIBLE; the client retries.
+  under a second normally), a review is refused with 409 REVIEW_NOT_ELIGIBLE; the client retries. This
+  service cannot tell that apart from a line never reviewable (refunded in full, or an order that never
+  completes); the gateway, which reads the order first, says which it is (`details.reason`).
 An order that leaves COMPLETED later (after-sales refund) keeps its reviews and eligibility:
 the buyer did receive the goods.
 

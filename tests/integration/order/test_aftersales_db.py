@@ -16,7 +16,7 @@ from services.order import aftersales, service
 from services.order.aftersales import AfterSaleSettings, CaseLine, CaseRequest
 from services.order.db import SqlOrderUnitOfWork
 from services.order.domain import OrderLine, new_order, price
-from services.order.uow import CaseSearch
+from services.order.uow import CaseSearch, OrderSearch
 from tests.fakes import HOME, FakeMembers, FakeRefundPayments
 from tests.integration.order.test_fulfilment_grpc import paid
 from tests.integration.order.test_order_grpc import ALICE
@@ -248,3 +248,40 @@ def test_returned_units_a_category_coupon_paid_for_entirely_store_a_0_fen_refund
     assert published == ["order-paid", "order-shipped", "order-returned"]  # no order-refunded: nothing was refunded
     after = service.get_order(uow(), user_id=ALICE, order_id=order.id or 0)
     assert (after.refunded_fen, [line.refunded_quantity for line in after.lines]) == (0, [0, 2])
+
+
+def test_a_page_of_orders_and_a_detail_read_each_lines_open_case_until_it_closes(
+        uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    order_id, other_id = shipped(uow, "AS-LINE-1"), shipped(uow, "AS-LINE-2")
+    case = ask(uow, order_id)
+    line_id = case.lines[0].line_id
+
+    page = service.search_orders(uow(), OrderSearch(user_id=ALICE, limit=10))
+    detail = service.get_order_detail(uow(), user_id=ALICE, order_id=order_id)
+    aftersales.withdraw_case(uow(), user_id=ALICE, case_id=case.id or 0, now=NOW + timedelta(days=2))
+    after = service.search_orders(uow(), OrderSearch(user_id=ALICE, limit=10))
+
+    assert ([order.id for order in page.orders], page.open_cases, detail.open_cases) == (
+        [other_id, order_id], {line_id: case.id}, {line_id: case.id})
+    assert (len(after.orders), after.open_cases) == (2, {})
+
+
+def test_my_cases_of_one_order_come_in_exact_pages_and_another_shoppers_order_finds_none(
+        uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    order_id, other_id = shipped(uow, "AS-BY-1"), shipped(uow, "AS-BY-2")
+    cases = []
+    for _ in range(3):  # opened and withdrawn in turn: three cases of the order's one line
+        case = ask(uow, order_id)
+        aftersales.withdraw_case(uow(), user_id=ALICE, case_id=case.id or 0, now=NOW + timedelta(days=2))
+        cases.append(case.id)
+    elsewhere = ask(uow, other_id)
+
+    pages = [aftersales.search_cases(uow(), CaseSearch(user_id=ALICE, order_id=order_id, offset=offset, limit=2))
+             for offset in (0, 2)]
+    strangers = aftersales.search_cases(uow(), CaseSearch(user_id=ALICE + 1, order_id=order_id))
+
+    # newest first: opened at the same instant, the later id first
+    assert [([case.id for case in found], total) for found, total in pages] == [
+        ([cases[2], cases[1]], 3), ([cases[0]], 3)]
+    assert aftersales.search_cases(uow(), CaseSearch(user_id=ALICE, order_id=other_id))[0][0].id == elsewhere.id
+    assert strangers == ([], 0)

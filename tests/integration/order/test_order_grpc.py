@@ -219,9 +219,10 @@ def test_two_timeout_schedulers_at_once_cancel_each_expired_order_exactly_once(
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         cancelled = sum(pool.map(lambda _: sum(iter(lambda: expire(pg_uow()), 0)), range(4)))
     assert cancelled == 30
-    found, total = service.search_orders(pg_uow(), service.OrderSearch(statuses=("CANCELLED",), limit=100))
+    page = service.search_orders(pg_uow(), service.OrderSearch(statuses=("CANCELLED",), limit=100))
+    found, total = page.orders, page.total
     assert total == 30 and all(len(order.history) == 2 for order in found)
-    assert service.search_orders(pg_uow(), service.OrderSearch(statuses=("PENDING_PAYMENT",)))[1] == 1
+    assert service.search_orders(pg_uow(), service.OrderSearch(statuses=("PENDING_PAYMENT",))).total == 1
 
 
 def test_a_lost_notify_is_found_by_reconciliation_and_pays_once(server: OrderServer, simulator: RunningSimulator,

@@ -1,5 +1,6 @@
 """A page of a shopper's orders on PostgreSQL costs the same statements for 2 orders or 20: their lines, history,
-parcels and parcels' lines each in one read for the page, not one per order (a count, not a timing)."""
+parcels, parcels' lines and the lines' open after-sales cases each in one read for the page, not one per order (a
+count, not a timing)."""
 
 from __future__ import annotations
 
@@ -42,15 +43,16 @@ def test_a_page_of_my_orders_costs_the_same_statements_for_two_orders_or_twenty(
     page = OrderSearch(user_id=ALICE, limit=100)  # staff's search reads the same way, without the user condition
     shipped_orders(pg_uow, 2, 0)
     with statements(pg_engine) as for_two:
-        two, _ = service.search_orders(pg_uow(), page)
+        two = service.search_orders(pg_uow(), page)
     shipped_orders(pg_uow, 18, 2)
     with statements(pg_engine) as for_twenty:
-        twenty, total = service.search_orders(pg_uow(), page)
+        twenty = service.search_orders(pg_uow(), page)
 
-    assert (len(two), len(twenty), total) == (2, 20, 20)
+    assert (len(two.orders), len(twenty.orders), twenty.total) == (2, 20, 20)
     assert for_two == for_twenty
-    # the count and the page; then, in the order SQLAlchemy picks, each relationship's one read for the page
-    assert sorted(for_twenty) == ["SELECT order_lines", "SELECT order_transitions", "SELECT orders", "SELECT orders",
-                                  "SELECT shipment_lines", "SELECT shipments"]
-    assert {(len(o.lines), len(o.history), len(o.shipments), len(o.shipments[0].lines)) for o in twenty} == {
+    # the count and the page; then, in the order SQLAlchemy picks, each relationship's one read for the page; then the
+    # page's open after-sales cases
+    assert sorted(for_twenty) == ["SELECT after_sale_lines", "SELECT order_lines", "SELECT order_transitions",
+                                  "SELECT orders", "SELECT orders", "SELECT shipment_lines", "SELECT shipments"]
+    assert {(len(o.lines), len(o.history), len(o.shipments), len(o.shipments[0].lines)) for o in twenty.orders} == {
         (2, 3, 1, 2)}

@@ -214,3 +214,24 @@ def test_my_approved_return_shows_the_shops_return_address_in_full_and_other_cas
     assert approved["return_address"] == {"name": "售后部", "phone": "13800138000", "province": "浙江省",
                                           "city": "杭州市", "district": "西湖区", "detail": "文三路1号"}
     assert withdrawn["return_address"] is None
+
+
+def test_my_cases_of_one_order_pass_its_id_with_the_page(client: FlaskClient, clients, auth) -> None:
+    clients.order.ListAfterSales.reply = after_sale_pb2.ListAfterSalesResponse(cases=[WITHDRAWN], total=3)
+
+    response = client.get("/api/v1/after-sales?order_id=5&page=2&page_size=2", headers=auth)
+    everything = client.get("/api/v1/after-sales", headers=auth)
+
+    assert (response.status_code, response.get_json()["total"], everything.status_code) == (200, 3, 200)
+    assert [call.message for call in clients.order.ListAfterSales.calls] == [
+        after_sale_pb2.ListAfterSalesRequest(offset=2, limit=2, order_id=5),
+        after_sale_pb2.ListAfterSalesRequest(offset=0, limit=20)]
+
+
+@pytest.mark.parametrize("order_id", ["0", "-1", "x", "9223372036854775808"])
+def test_an_order_id_that_names_no_order_is_refused_and_nothing_asked(client: FlaskClient, clients, auth,
+                                                                      order_id: str) -> None:
+    response = client.get(f"/api/v1/after-sales?order_id={order_id}", headers=auth)
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (400, "INVALID_REQUEST")
+    assert clients.order.ListAfterSales.calls == []

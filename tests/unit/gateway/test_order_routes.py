@@ -235,6 +235,24 @@ def test_admin_order_search_needs_a_staff_role(client: FlaskClient, clients, bea
                                                                                       1_793_491_200, False)
 
 
+def test_each_line_of_my_orders_says_its_units_refunded_and_its_open_case(client: FlaskClient, clients,
+                                                                           auth) -> None:
+    order = order_pb2.Order()
+    order.CopyFrom(ORDER)
+    order.status = "COMPLETED"
+    order.lines[0].refunded_quantity = 1
+    order.lines.add(id=10, sku_id=102, product_id=11, name="杯", price_fen=500, quantity=3, open_case_id=7)
+    clients.order.ListOrders.reply = order_pb2.ListOrdersResponse(orders=[order], total=1)
+    clients.order.GetOrder.reply = order
+
+    listed = client.get("/api/v1/orders", headers=auth).get_json()["items"][0]["lines"]
+    detail = client.get("/api/v1/orders/5", headers=auth).get_json()["lines"]
+
+    assert [(line["id"], line["quantity"], line["refunded_quantity"], line["open_case_id"]) for line in listed] == [
+        (9, 2, 1, None), (10, 3, 0, 7)]
+    assert detail == listed
+
+
 @pytest.mark.parametrize("query", ["status=CANCELLED&status=REFUNDED", "status=CANCELLED,REFUNDED",
                                    "status=CANCELLED&status=REFUNDED,CANCELLED"])
 def test_my_orders_take_several_statuses_repeated_or_separated_by_commas(client: FlaskClient, clients, auth,

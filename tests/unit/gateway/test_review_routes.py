@@ -78,6 +78,52 @@ def test_a_second_review_or_an_uncompleted_line_is_a_409(client: FlaskClient, re
     assert (response.status_code, response.get_json()["error"]["code"]) == (409, code)
 
 
+def an_order(status: str, quantity: int, refunded: int) -> order_pb2.Order:
+    return order_pb2.Order(id=5, order_no="N5", user_id=42, status=status, lines=[
+        order_pb2.OrderLine(id=9, sku_id=11, product_id=3, quantity=quantity, refunded_quantity=refunded)])
+
+
+NOT_ELIGIBLE = ((CODE_KEY, "REVIEW_NOT_ELIGIBLE"),)
+
+
+@pytest.mark.parametrize(("order", "message", "details"), [
+    (an_order("COMPLETED", 2, 2), "this line was refunded in full before the order completed: there is nothing of "
+                                  "it to review", {"reason": "refunded"}),
+    (an_order("REFUNDED", 1, 1), "this line was refunded in full before the order completed: there is nothing of it "
+                                 "to review", {"reason": "refunded"}),
+    (an_order("SHIPPED", 2, 0), "only a line of a completed order can be reviewed; confirm receipt first",
+     {"reason": "not_completed", "status": "SHIPPED"}),
+    (an_order("CANCELLED", 2, 0), "only a line of a completed order can be reviewed",
+     {"reason": "not_completed", "status": "CANCELLED"}),
+    (an_order("COMPLETED", 2, 1), "the order's completion is still on its way; try again in a moment",
+     {"reason": "completing"}),
+])
+def test_a_line_not_eligible_for_review_says_why_and_only_a_completing_order_invites_a_retry(
+        client: FlaskClient, ready: FakeServices, auth: dict[str, str], rpc_error: Callable[..., Exception],
+        order: order_pb2.Order, message: str, details: dict[str, str]) -> None:
+    ready.order.GetOrder.reply = order
+    ready.product.CreateReview.error = rpc_error(grpc.StatusCode.ABORTED, "only a completed order line can be "
+                                                 "reviewed; if you have just confirmed receipt, try again in a moment",
+                                                 NOT_ELIGIBLE)
+
+    response = client.post(f"{API}/orders/5/lines/9/review", json={"rating": 4}, headers=auth)
+
+    error = response.get_json()["error"]
+    assert (response.status_code, error["code"], error["message"], error["details"]) == (
+        409, "REVIEW_NOT_ELIGIBLE", message, details)
+
+
+def test_a_second_review_of_a_line_refunded_in_full_after_completion_is_still_review_exists(
+        client: FlaskClient, ready: FakeServices, auth: dict[str, str], rpc_error: Callable[..., Exception]) -> None:
+    ready.order.GetOrder.reply = an_order("COMPLETED", 1, 1)  # refunded after completion: it stayed reviewable
+    ready.product.CreateReview.error = rpc_error(grpc.StatusCode.ABORTED, "already reviewed",
+                                                 ((CODE_KEY, "REVIEW_EXISTS"),))
+
+    response = client.post(f"{API}/orders/5/lines/9/review", json={"rating": 4}, headers=auth)
+
+    assert (response.status_code, response.get_json()["error"]["code"]) == (409, "REVIEW_EXISTS")
+
+
 @pytest.mark.parametrize(("body", "field"), [
     ({"rating": 0}, "rating"), ({"rating": 6}, "rating"), ({"rating": "5"}, "rating"), ({}, "rating"),
     ({"rating": 5, "content": "好" * 501}, "content"), ({"rating": 5, "images": [IMAGE] * 10}, "images"),

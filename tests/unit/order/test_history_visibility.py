@@ -59,7 +59,7 @@ def test_the_shopper_sees_each_status_change_of_a_refunded_cancellation_but_no_s
                                    ("CANCEL_REQUESTED", "user:1", "拍错了"),
                                    ("REFUNDING", "staff", "cancellation approved"),
                                    ("REFUNDED", "wechatpay", "refunded in full")]
-    seen = text_format.MessageToString(order_message(order, staff=False), as_utf8=True)
+    seen = text_format.MessageToString(order_message(order, staff=False, open_cases={}), as_utf8=True)
     internal = (*STAFF_WORDS, stuck.refund_no, again.refund_no, "ABNORMAL", "staff:")
     assert [word for word in internal if word in seen] == []
 
@@ -78,7 +78,7 @@ def test_staff_see_every_step_as_recorded_with_its_actor_and_what_the_shopper_wa
         ("CANCEL_REQUESTED", "user:1", "拍错了", True, "拍错了"),
         ("REFUNDING", "staff:9", STAFF_WORDS[0], True, "cancellation approved"),
         ("REFUNDING", "wechatpay", held, False, ""), ("REFUNDING", "staff:1", closed, False, "")]
-    message = order_message(order, staff=True)
+    message = order_message(order, staff=True, open_cases={})
     assert [(step.actor, step.reason, step.shopper_visible, step.shopper_reason) for step in message.history] == [
         (actor, reason, visible, told) for _, actor, reason, visible, told in staff_see(order)]
 

@@ -30,7 +30,7 @@ def kinds(order: Order) -> list[str]:
 
 def shopper_kinds(order: Order) -> list[str]:
     """The kinds the shopper's order view carries (the gateway reads them from this message)."""
-    return [step.kind for step in order_message(order, staff=False).history]
+    return [step.kind for step in order_message(order, staff=False, open_cases={}).history]
 
 
 def test_every_action_of_the_state_machine_has_a_kind_and_every_kind_there_an_action() -> None:
@@ -66,7 +66,7 @@ def test_an_order_placed_paid_shipped_and_received_has_those_kinds_for_shopper_a
     done = service.confirm_receipt(shop.uow, user_id=1, order_id=order.id or 0, now=NOW + timedelta(days=1))
 
     assert kinds(done) == shopper_kinds(done) == ["placed", "paid", "shipped", "received"]
-    assert [step.kind for step in order_message(done, staff=True).history] == kinds(done)
+    assert [step.kind for step in order_message(done, staff=True, open_cases={}).history] == kinds(done)
 
 
 def test_an_order_shipped_in_two_parcels_and_confirmed_automatically_says_so(shop: Shop) -> None:

@@ -103,12 +103,14 @@ class GetAfterSaleRequest(_message.Message):
     def __init__(self, id: _Optional[int] = ...) -> None: ...
 
 class ListAfterSalesRequest(_message.Message):
-    __slots__ = ("offset", "limit")
+    __slots__ = ("offset", "limit", "order_id")
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     offset: int
     limit: int
-    def __init__(self, offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+    order_id: int
+    def __init__(self, offset: _Optional[int] = ..., limit: _Optional[int] = ..., order_id: _Optional[int] = ...) -> None: ...
 
 class ListAfterSalesResponse(_message.Message):
     __slots__ = ("cases", "total")

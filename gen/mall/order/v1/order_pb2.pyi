@@ -96,7 +96,7 @@ class CheckoutRequest(_message.Message):
     def __init__(self, cart_item_ids: _Optional[_Iterable[int]] = ..., sku_id: _Optional[int] = ..., quantity: _Optional[int] = ..., address_id: _Optional[int] = ..., coupon_id: _Optional[int] = ..., points: _Optional[int] = ...) -> None: ...
 
 class OrderLine(_message.Message):
-    __slots__ = ("id", "sku_id", "product_id", "name", "spec", "price_fen", "quantity", "image")
+    __slots__ = ("id", "sku_id", "product_id", "name", "spec", "price_fen", "quantity", "image", "refunded_quantity", "open_case_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     SKU_ID_FIELD_NUMBER: _ClassVar[int]
     PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -105,6 +105,8 @@ class OrderLine(_message.Message):
     PRICE_FEN_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
+    REFUNDED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    OPEN_CASE_ID_FIELD_NUMBER: _ClassVar[int]
     id: int
     sku_id: int
     product_id: int
@@ -113,7 +115,9 @@ class OrderLine(_message.Message):
     price_fen: int
     quantity: int
     image: str
-    def __init__(self, id: _Optional[int] = ..., sku_id: _Optional[int] = ..., product_id: _Optional[int] = ..., name: _Optional[str] = ..., spec: _Optional[str] = ..., price_fen: _Optional[int] = ..., quantity: _Optional[int] = ..., image: _Optional[str] = ...) -> None: ...
+    refunded_quantity: int
+    open_case_id: int
+    def __init__(self, id: _Optional[int] = ..., sku_id: _Optional[int] = ..., product_id: _Optional[int] = ..., name: _Optional[str] = ..., spec: _Optional[str] = ..., price_fen: _Optional[int] = ..., quantity: _Optional[int] = ..., image: _Optional[str] = ..., refunded_quantity: _Optional[int] = ..., open_case_id: _Optional[int] = ...) -> None: ...
 
 class Amounts(_message.Message):
     __slots__ = ("items_total_fen", "level_discount_fen", "coupon_discount_fen", "points_discount_fen", "freight_fen", "payable_fen")
