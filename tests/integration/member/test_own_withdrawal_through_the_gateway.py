@@ -10,21 +10,15 @@ from datetime import UTC, datetime
 
 import pytest
 from flask.testing import FlaskClient
-from mall.member.v1 import member_pb2, member_pb2_grpc
 
-from gateway.app import create_app
-from gateway.config import GatewaySettings
-from services.common.config import ServiceSettings
 from services.common.formats import PAYOUT_REFUSED_SHOPPER
-from services.common.grpc_server import create_server, registration
 from services.member.channels import Payout, PayoutFailed, RechargeChannels
 from services.member.db import SqlMemberUnitOfWork
 from services.member.domain import PLATFORM, Account, transfer
 from services.member.grpc_api import MemberServicer
-from services.user.domain import User
-from services.user.tokens import TokenIssuer
 from tests.fakes import FakeCategories, FakePhones, SimulatedPayout
 from tests.fixtures.keys import JwtKeys
+from tests.integration.member.conftest import gateway_over
 
 pytestmark = pytest.mark.integration
 
@@ -50,28 +44,9 @@ def payouts() -> Payouts:
 @pytest.fixture
 def gateway(uow: Callable[[], SqlMemberUnitOfWork], jwt_keys: JwtKeys, payouts: Payouts) -> Iterator[FlaskClient]:
     """The gateway app, its member service a real gRPC server on PostgreSQL."""
-    settings = ServiceSettings.from_env("member", {"JWT_PUBLIC_KEY_FILE": str(jwt_keys.public_path),
-                                                   "MEMBER_GRPC_LISTEN": "127.0.0.1:0"})
-    servicer = MemberServicer(uow, payouts, RechargeChannels({}),
-                              categories=FakeCategories(), phones=FakePhones())
-    server, port = create_server(settings, [registration(member_pb2, member_pb2_grpc, "MemberService", servicer)])
-    server.start()
-    app = create_app(GatewaySettings(jwt_public_key_pem=jwt_keys.public_pem, consul_http_addr=None,
-                                     grpc_timeout_seconds=5, log_level="INFO",
-                                     environ={"MEMBER_GRPC_TARGET": f"127.0.0.1:{port}"}))
-    yield app.test_client()
-    app.extensions["clients"].close()
-    server.stop(grace=None)
-
-
-@pytest.fixture
-def bearer(jwt_keys: JwtKeys) -> Callable[..., dict[str, str]]:
-    issuer = TokenIssuer(jwt_keys.private_pem, access_ttl_seconds=300, refresh_ttl_seconds=600)
-
-    def header(user_id: int, roles: str = "") -> dict[str, str]:
-        user = User(phone="13800000000", created_at=datetime.now(UTC), roles=roles, id=user_id)
-        return {"Authorization": f"Bearer {issuer.access_token(user, user.role_set, datetime.now(UTC))}"}
-    return header
+    with gateway_over(MemberServicer(uow, payouts, RechargeChannels({}), categories=FakeCategories(),
+                                     phones=FakePhones()), jwt_keys) as client:
+        yield client
 
 
 def balances(uow: Callable[[], SqlMemberUnitOfWork], user_id: int) -> tuple[int, int]:
